@@ -1,0 +1,7 @@
+"""``python -m assistant`` = the ``assistant`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

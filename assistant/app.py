@@ -1,0 +1,107 @@
+"""Assembly: turn a :class:`~assistant.config.Config` into loaded engines and a pipeline.
+
+The CLI, the TUI and the headless service all build the assistant through here, so they load
+the same models the same way. Models are resolved through the model store (names) or used as
+paths, licences of restrictive models are shown once before first use, and the heavy engines
+load in parallel worker threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .config import Config
+from .speech.asr import SpeechRecognizer
+from .speech.endpoint import Endpointer
+from .speech.listener import Listener
+from .speech.tts import SpeechSynthesizer
+from .speech.wake import WakeStage, WakeVerifier, WakeWordModel
+from .store import ModelStore
+
+__all__ = ["Speech", "load_speech", "model_store"]
+
+log = logging.getLogger(__name__)
+
+Notice = Callable[[str], None]
+
+
+def model_store(config: Config) -> ModelStore:
+    """The model store the config points at."""
+    return ModelStore(config.paths.resolved_models_dir())
+
+
+def _resolve(store: ModelStore, ref: str, kind: str, notice: Notice | None) -> Path:
+    path = store.resolve(ref, kind)
+    text = store.licence_notice(ref)
+    if text and notice:
+        notice(text)
+    return path
+
+
+def load_wake_model(config: Config, store: ModelStore, notice: Notice | None = None) -> WakeWordModel:
+    features = _resolve(store, config.wake.features, "wake_features", notice)
+    paths = [_resolve(store, m, "wake", notice) for m in config.wake.models]
+    return WakeWordModel(paths, features)
+
+
+def load_asr(config: Config, store: ModelStore, notice: Notice | None = None) -> SpeechRecognizer:
+    return SpeechRecognizer(_resolve(store, config.asr.model, "asr", notice), config.asr)
+
+
+def load_tts(config: Config, store: ModelStore, notice: Notice | None = None) -> SpeechSynthesizer:
+    return SpeechSynthesizer(_resolve(store, config.tts.voice, "tts", notice), config.tts)
+
+
+def build_listener(config: Config, wake_model: WakeWordModel) -> Listener:
+    return Listener(WakeStage(wake_model, config.wake), Endpointer(config.endpoint))
+
+
+@dataclass
+class Speech:
+    """The loaded speech engines."""
+
+    listener: Listener | None
+    asr: SpeechRecognizer | None
+    tts: SpeechSynthesizer | None
+    verifier: WakeVerifier | None
+
+
+async def load_speech(
+    config: Config,
+    *,
+    wake: bool = True,
+    asr: bool = True,
+    tts: bool = True,
+    notice: Notice | None = None,
+    store: ModelStore | None = None,
+) -> Speech:
+    """Load the speech engines the caller needs, in parallel threads.
+
+    Raises:
+        ModelError: A model is missing, unverified or corrupt.
+        MissingDependencyError: An engine's package is not installed.
+    """
+    store = store or model_store(config)
+    jobs = {}
+    if wake:
+        jobs["wake"] = asyncio.to_thread(load_wake_model, config, store, notice)
+    if asr or (wake and config.wake.verify.enabled):
+        jobs["asr"] = asyncio.to_thread(load_asr, config, store, notice)
+    if tts:
+        jobs["tts"] = asyncio.to_thread(load_tts, config, store, notice)
+    results = await asyncio.gather(*jobs.values(), return_exceptions=True)
+    loaded = dict(zip(jobs, results))
+    for value in results:
+        if isinstance(value, BaseException):
+            raise value
+    wake_model = loaded.get("wake")
+    listener = build_listener(config, wake_model) if wake_model is not None else None
+    recognizer = loaded.get("asr")
+    verifier = None
+    if listener is not None and recognizer is not None and config.wake.verify.enabled:
+        verifier = WakeVerifier(recognizer, config.wake.verify, wake_model.names)
+    return Speech(listener=listener, asr=recognizer if asr else None, tts=loaded.get("tts"), verifier=verifier)

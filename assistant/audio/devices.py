@@ -1,0 +1,312 @@
+"""Microphones and speakers through PortAudio (``sounddevice``).
+
+Nothing here opens a device at import time. Devices are chosen by index or by a
+case-insensitive part of their name (``assistant devices`` lists them). A microphone that refuses
+16 kHz is opened at its own default rate and resampled with soxr; a speaker is opened at its
+default rate unless the config names one, and replies are resampled to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import threading
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, AsyncIterator
+
+import numpy as np
+import soxr
+
+from ..errors import AudioDeviceError, MissingDependencyError
+from .io import FRAME_SAMPLES, SAMPLE_RATE, resample, to_int16
+
+__all__ = ["DeviceInfo", "MicrophoneSource", "SpeakerSink", "list_devices", "load_sounddevice", "resolve_device"]
+
+
+def load_sounddevice() -> ModuleType:
+    """Import ``sounddevice``.
+
+    Raises:
+        MissingDependencyError: The package is not installed.
+        AudioDeviceError: The PortAudio library is missing.
+    """
+    try:
+        import sounddevice  # noqa: PLC0415
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"audio devices need the 'sounddevice' package ({exc})",
+            hint="install it with: pip install 'jarvis-assistant[audio]'",
+        ) from None
+    except OSError as exc:
+        raise AudioDeviceError(
+            f"the PortAudio library is not installed ({exc})",
+            hint="install it (Debian/Raspberry Pi OS: sudo apt install libportaudio2), or use --input/--output files",
+        ) from None
+    return sounddevice
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """One audio device as PortAudio reports it."""
+
+    index: int
+    name: str
+    hostapi: str
+    max_input_channels: int
+    max_output_channels: int
+    default_samplerate: float
+    is_default_input: bool = False
+    is_default_output: bool = False
+
+
+def list_devices(sd: ModuleType | None = None) -> list[DeviceInfo]:
+    """All audio devices.
+
+    Raises:
+        MissingDependencyError, AudioDeviceError: See :func:`load_sounddevice`.
+    """
+    sd = sd or load_sounddevice()
+    try:
+        raw = sd.query_devices()
+        hostapis = sd.query_hostapis()
+        default_in, default_out = sd.default.device
+    except Exception as exc:  # PortAudioError and friends
+        raise AudioDeviceError(f"cannot list audio devices: {exc}") from None
+    out = []
+    for i, d in enumerate(raw):
+        out.append(
+            DeviceInfo(
+                index=i,
+                name=str(d["name"]),
+                hostapi=str(hostapis[d["hostapi"]]["name"]) if hostapis else "",
+                max_input_channels=int(d["max_input_channels"]),
+                max_output_channels=int(d["max_output_channels"]),
+                default_samplerate=float(d["default_samplerate"]),
+                is_default_input=(i == default_in),
+                is_default_output=(i == default_out),
+            )
+        )
+    return out
+
+
+def resolve_device(spec: str | int | None, kind: str, sd: ModuleType | None = None) -> DeviceInfo:
+    """Find the device to use.
+
+    Args:
+        spec: None (the default device), an index, or part of a device name.
+        kind: ``"input"`` or ``"output"``.
+
+    Raises:
+        AudioDeviceError: No such device, or the name matches several.
+    """
+    devices = list_devices(sd)
+    channel_attr = "max_input_channels" if kind == "input" else "max_output_channels"
+    usable = [d for d in devices if getattr(d, channel_attr) > 0]
+    what = "microphone" if kind == "input" else "speaker"
+    if not usable:
+        raise AudioDeviceError(
+            f"no {what} found (no audio {kind} device)",
+            hint=f"connect a {what} and check `assistant devices`, or use a file "
+            f"({'--input FILE' if kind == 'input' else '--output FILE'})",
+        )
+    if spec is None or spec == "":
+        default = [d for d in usable if (d.is_default_input if kind == "input" else d.is_default_output)]
+        return default[0] if default else usable[0]
+    if isinstance(spec, int) or (isinstance(spec, str) and spec.strip().isdigit()):
+        idx = int(spec)
+        for d in usable:
+            if d.index == idx:
+                return d
+        raise AudioDeviceError(
+            f"audio {kind} device {idx} does not exist or has no {kind} channels",
+            hint="`assistant devices` lists the devices with their indexes",
+        )
+    needle = str(spec).casefold()
+    matches = [d for d in usable if needle in d.name.casefold()]
+    if len(matches) == 1:
+        return matches[0]
+    exact = [d for d in matches if d.name.casefold() == needle]
+    if len(exact) == 1:
+        return exact[0]
+    if not matches:
+        raise AudioDeviceError(
+            f"no {what} named like '{spec}'",
+            hint="available: " + "; ".join(f"{d.index}: {d.name}" for d in usable),
+        )
+    raise AudioDeviceError(
+        f"'{spec}' matches several {what}s: " + "; ".join(f"{d.index}: {d.name}" for d in matches),
+        hint="use the index or a longer part of the name",
+    )
+
+
+class MicrophoneSource:
+    """Live 16 kHz mono int16 frames from a microphone.
+
+    Opens the device at 16 kHz; if the device refuses that rate, opens it at its default rate and
+    resamples with soxr. The PortAudio callback runs on PortAudio's thread and only copies the
+    block into an asyncio queue.
+
+    Args:
+        device: Index or part of the name; None = the default microphone.
+        sd: The sounddevice module (injected in tests).
+
+    Raises:
+        AudioDeviceError: No microphone, or it refuses every rate tried.
+    """
+
+    realtime = True
+
+    def __init__(self, device: str | int | None = None, *, sd: ModuleType | None = None) -> None:
+        self._sd = sd or load_sounddevice()
+        self.device = resolve_device(device, "input", self._sd)
+        self._queue: asyncio.Queue[np.ndarray | None] | None = None
+        self._stream: Any = None
+        self._resampler: soxr.ResampleStream | None = None
+        self._pending = np.zeros(0, dtype=np.int16)
+        self.rate = SAMPLE_RATE
+        self.overflows = 0
+
+    def _open(self, loop: asyncio.AbstractEventLoop) -> None:
+        queue = self._queue
+        assert queue is not None
+
+        def callback(indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+            if status:
+                self.overflows += 1
+            block = indata[:, 0].copy()
+            loop.call_soon_threadsafe(queue.put_nowait, block)
+
+        errors = []
+        for rate in (SAMPLE_RATE, int(self.device.default_samplerate)):
+            try:
+                blocksize = int(rate * FRAME_SAMPLES / SAMPLE_RATE)
+                stream = self._sd.InputStream(
+                    device=self.device.index, channels=1, samplerate=rate, dtype="int16",
+                    blocksize=blocksize, callback=callback,
+                )
+                stream.start()
+            except Exception as exc:  # PortAudioError: invalid sample rate, device busy, ...
+                errors.append(f"{rate} Hz: {exc}")
+                continue
+            self._stream = stream
+            self.rate = rate
+            if rate != SAMPLE_RATE:
+                self._resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="int16", quality="HQ")
+            return
+        raise AudioDeviceError(
+            f"microphone '{self.device.name}' (device {self.device.index}) cannot be opened: " + "; ".join(errors),
+            hint="it may be busy or refuse these rates; pick another with --input-device or audio.input_device",
+        )
+
+    async def frames(self) -> AsyncIterator[np.ndarray]:
+        loop = asyncio.get_running_loop()
+        self._queue = asyncio.Queue()
+        self._open(loop)
+        try:
+            while True:
+                block = await self._queue.get()
+                if block is None:
+                    return
+                if self._resampler is not None:
+                    block = self._resampler.resample_chunk(block)
+                self._pending = np.concatenate([self._pending, block])
+                while self._pending.shape[0] >= FRAME_SAMPLES:
+                    frame, self._pending = self._pending[:FRAME_SAMPLES], self._pending[FRAME_SAMPLES:]
+                    yield frame
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            try:
+                stream.stop()
+                stream.close()
+            except Exception:
+                pass
+        if self._queue is not None:
+            self._queue.put_nowait(None)
+
+
+class SpeakerSink:
+    """Plays reply audio on a speaker; :meth:`interrupt` silences it at once.
+
+    Audio is queued in a buffer that the PortAudio callback drains; interrupting empties the
+    buffer, so playback stops within one callback block (~20 ms).
+
+    Args:
+        device: Index or part of the name; None = the default speaker.
+        sample_rate: Rate to open the device at, Hz; None = the device's default rate.
+        sd: The sounddevice module (injected in tests).
+
+    Raises:
+        AudioDeviceError: No speaker, or it refuses the rate.
+    """
+
+    def __init__(self, device: str | int | None = None, sample_rate: int | None = None, *, sd: ModuleType | None = None) -> None:
+        self._sd = sd or load_sounddevice()
+        self.device = resolve_device(device, "output", self._sd)
+        self.sample_rate = int(sample_rate or self.device.default_samplerate)
+        self._buffer: collections.deque[np.ndarray] = collections.deque()
+        self._offset = 0
+        self._lock = threading.Lock()
+        self._idle = threading.Event()
+        self._idle.set()
+        self.played_samples = 0
+        try:
+            self._stream = self._sd.OutputStream(
+                device=self.device.index, channels=1, samplerate=self.sample_rate, dtype="int16",
+                blocksize=int(self.sample_rate * 0.02), callback=self._callback,
+            )
+            self._stream.start()
+        except Exception as exc:
+            raise AudioDeviceError(
+                f"speaker '{self.device.name}' (device {self.device.index}) refuses {self.sample_rate} Hz or is busy: {exc}",
+                hint="set audio.output_sample_rate to a rate it supports (often 44100 or 48000), or pick another device",
+            ) from None
+
+    def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        out = outdata[:, 0]
+        filled = 0
+        with self._lock:
+            while filled < frames and self._buffer:
+                head = self._buffer[0]
+                take = min(frames - filled, head.shape[0] - self._offset)
+                out[filled : filled + take] = head[self._offset : self._offset + take]
+                filled += take
+                self._offset += take
+                if self._offset >= head.shape[0]:
+                    self._buffer.popleft()
+                    self._offset = 0
+            if not self._buffer:
+                self._idle.set()
+        out[filled:] = 0
+        self.played_samples += filled
+
+    async def play(self, samples: np.ndarray, rate: int) -> None:
+        chunk = to_int16(resample(samples, rate, self.sample_rate))
+        with self._lock:
+            self._buffer.append(chunk)
+            self._idle.clear()
+
+    async def drain(self) -> None:
+        await asyncio.to_thread(self._idle.wait)
+
+    @property
+    def busy(self) -> bool:
+        return not self._idle.is_set()
+
+    async def interrupt(self) -> None:
+        with self._lock:
+            self._buffer.clear()
+            self._offset = 0
+            self._idle.set()
+
+    async def close(self) -> None:
+        await self.interrupt()
+        try:
+            self._stream.stop()
+            self._stream.close()
+        except Exception:
+            pass

@@ -1,0 +1,460 @@
+"""Configuration: one TOML file, validated into frozen per-component settings.
+
+The file is read once at the edge (CLI, service, TUI) and the resulting :class:`Config` is passed
+to the components; nothing reads configuration from inside a constructor. Unknown keys and bad
+values are rejected with the key path and what is allowed, e.g.::
+
+    config.toml: [wake] threshold = 1.5: must be <= 1 (a wake score is between 0 and 1)
+    config.toml: [wake] unknown key 'treshold'; allowed keys: models, features, threshold, ...
+
+Where the file lives: ``--config PATH``, else ``$ASSISTANT_CONFIG``, else ``config.toml`` in the
+platform's config directory (``~/.config/jarvis-assistant`` on Linux) if present; otherwise the
+defaults below, which run fully offline on the embedded simulated home.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError
+
+__all__ = [
+    "APP_NAME",
+    "AsrConfig",
+    "AudioConfig",
+    "Config",
+    "EndpointConfig",
+    "FastPathConfig",
+    "HomeAssistantConfig",
+    "HomeConfig",
+    "LlmConfig",
+    "MqttConfig",
+    "PathsConfig",
+    "RemoteConfig",
+    "RemoteEndpoint",
+    "ServiceConfig",
+    "ToolsConfig",
+    "TtsConfig",
+    "WakeConfig",
+    "WakeVerifyConfig",
+    "default_config_path",
+    "load_config",
+    "save_config",
+]
+
+APP_NAME = "jarvis-assistant"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class PathsConfig(_Section):
+    """Where the assistant keeps its data."""
+
+    data_dir: Path | None = None
+    """State (home, timers, notes, audit log). Default: platform data dir, or $ASSISTANT_DATA_DIR."""
+    models_dir: Path | None = None
+    """The model store. Default: ``<data_dir>/models``, or $ASSISTANT_MODELS_DIR."""
+
+    def resolved_data_dir(self) -> Path:
+        """The data directory, after environment overrides."""
+        if self.data_dir is not None:
+            return self.data_dir.expanduser()
+        env = os.environ.get("ASSISTANT_DATA_DIR")
+        if env:
+            return Path(env).expanduser()
+        return Path(platformdirs.user_data_dir(APP_NAME))
+
+    def resolved_models_dir(self) -> Path:
+        """The model store directory, after environment overrides."""
+        if self.models_dir is not None:
+            return self.models_dir.expanduser()
+        env = os.environ.get("ASSISTANT_MODELS_DIR")
+        if env:
+            return Path(env).expanduser()
+        return self.resolved_data_dir() / "models"
+
+
+class AudioConfig(_Section):
+    """Audio devices."""
+
+    input_device: str | int | None = None
+    """Microphone by name (substring) or index; None = the system default."""
+    output_device: str | int | None = None
+    """Speaker by name (substring) or index; None = the system default."""
+    output_sample_rate: int | None = Field(default=None, ge=8000, le=192000)
+    """Rate to play or write replies at; None = the speaker's default, or the voice's rate for files."""
+
+
+class WakeVerifyConfig(_Section):
+    """The optional second pass: transcribe the wake window and look for the wake phrase."""
+
+    enabled: bool = False
+    phrases: list[str] = []
+    """Accepted phrases; empty = derived from the wake model names ("hey_jarvis_v0.1" → "hey jarvis")."""
+    min_similarity: Probability = 0.6
+    """Fuzzy match ratio (difflib) between the heard words and a phrase needed to accept."""
+    window_s: float = Field(default=2.0, ge=0.5, le=5.0)
+    """Seconds of audio before the detection that are transcribed."""
+
+
+class WakeConfig(_Section):
+    """Wake word: webrtcvad gate + openWakeWord."""
+
+    models: list[str] = ["hey_jarvis"]
+    """Wake models: catalog names or paths to .onnx files. Any number run at once."""
+    features: str = "openwakeword-features"
+    """The openWakeWord front end (melspectrogram + embedding): catalog name or a directory."""
+    threshold: Probability = 0.5
+    """Score above which an 80 ms frame counts as a detection."""
+    patience: int = Field(default=1, ge=1, le=25)
+    """Consecutive 80 ms frames above the threshold needed to fire."""
+    refractory_s: float = Field(default=2.0, ge=0.0, le=30.0)
+    """No second detection from the same model within this many seconds."""
+    vad_gate: bool = True
+    """Run the wake model only while the VAD hears voice (low power). Off = run it on every frame."""
+    gate_aggressiveness: int = Field(default=1, ge=0, le=3)
+    """webrtcvad mode for the gate, 0 (lenient) .. 3 (strict)."""
+    gate_hangover_ms: int = Field(default=1000, ge=0, le=5000)
+    """Keep the wake model running this long after the last voiced frame."""
+    gate_preroll_ms: int = Field(default=1000, ge=0, le=2000)
+    """Audio from before the voice onset fed to the wake model when the gate opens."""
+    verify: WakeVerifyConfig = WakeVerifyConfig()
+
+
+class EndpointConfig(_Section):
+    """Endpointing: when does the utterance after the wake word end."""
+
+    vad_aggressiveness: int = Field(default=2, ge=0, le=3)
+    trailing_silence_ms: int = Field(default=700, ge=100, le=5000)
+    """End of utterance after this much silence (Home Assistant's default sensitivity is 0.7 s)."""
+    max_utterance_s: float = Field(default=15.0, ge=1.0, le=120.0)
+    no_speech_timeout_s: float = Field(default=5.0, ge=0.5, le=60.0)
+    """Give up if nobody speaks this long after the wake word."""
+    pre_roll_ms: int = Field(default=300, ge=0, le=2000)
+    """Audio kept from before speech onset so the first syllable is never cut."""
+    min_speech_ms: int = Field(default=60, ge=20, le=1000)
+    """Voiced audio needed to count as the start of speech."""
+    follow_up_s: float = Field(default=4.0, ge=0.0, le=30.0)
+    """After a reply, listen this long for a follow-up without the wake word (0 = off)."""
+
+
+class AsrConfig(_Section):
+    """Speech recognition with faster-whisper."""
+
+    model: str = "whisper-tiny.en"
+    """Catalog name or a directory holding a CTranslate2 Whisper model."""
+    threads: int = Field(default=0, ge=0, le=64)
+    """CPU threads; 0 = all cores."""
+    compute_type: Literal["int8", "int8_float32", "float32"] = "int8"
+    beam_size: int = Field(default=1, ge=1, le=10)
+    language: str = "en"
+    initial_prompt: str = ""
+    """Text that biases recognition (style, vocabulary)."""
+    bias_to_tools: bool = True
+    """Also pass the device and area names the tools know as hotwords."""
+    partial_interval_ms: int = Field(default=0, ge=0, le=5000)
+    """Re-transcribe the growing utterance this often for partial transcripts (0 = off)."""
+
+
+class TtsConfig(_Section):
+    """Speech synthesis with piper."""
+
+    voice: str = "piper-en_US-joe-medium"
+    """Catalog name or path to a piper .onnx voice (its .onnx.json beside it)."""
+    threads: int = Field(default=0, ge=0, le=64)
+    length_scale: float | None = Field(default=None, gt=0.2, lt=5.0)
+    """Speaking rate: < 1 faster, > 1 slower; None = the voice's own."""
+    volume: float = Field(default=1.0, gt=0.0, le=4.0)
+    sentence_pause_ms: int = Field(default=150, ge=0, le=2000)
+    """Silence between sentences of a reply."""
+    earcon: bool = True
+    """Play a short tone the instant an utterance ends, before the reply is ready."""
+
+
+class LlmConfig(_Section):
+    """The local LLM controller (llama-cpp-python, any GGUF chat model)."""
+
+    enabled: bool = True
+    model: str = "smollm2-135m-instruct"
+    """Catalog name or path to a .gguf file."""
+    threads: int = Field(default=0, ge=0, le=64)
+    context: int = Field(default=4096, ge=512, le=131072)
+    temperature: float = Field(default=0.2, ge=0.0, le=2.0)
+    top_p: float = Field(default=0.9, gt=0.0, le=1.0)
+    top_k: int = Field(default=40, ge=0, le=1000)
+    max_tokens: int = Field(default=200, ge=16, le=4096)
+    max_steps: int = Field(default=4, ge=1, le=16)
+    """Tool calls the plan–act–observe loop may make in one turn."""
+    time_limit_s: float = Field(default=30.0, ge=1.0, le=600.0)
+    max_tools_in_prompt: int = Field(default=8, ge=1, le=64)
+    """Only this many tools, the most relevant to the request, go into the prompt."""
+    history_turns: int = Field(default=6, ge=0, le=50)
+    """Turns of conversation kept verbatim; older ones are summarised."""
+    seed: int = 0
+
+
+class RemoteEndpoint(_Section):
+    """One OpenAI-compatible chat-completions endpoint."""
+
+    name: str
+    base_url: str
+    """E.g. ``http://192.168.1.20:8080/v1``."""
+    model: str
+    api_key_env: str = ""
+    """Environment variable holding the API key ("" = none)."""
+    timeout_s: float = Field(default=20.0, gt=0.0, le=600.0)
+    privacy: Literal["lan", "cloud"] = "cloud"
+    """``lan``: a machine of the user's; ``cloud``: a third party. Cloud endpoints get redacted data."""
+    retries: int = Field(default=2, ge=0, le=10)
+
+
+class RemoteConfig(_Section):
+    """The remote fallback tiers."""
+
+    policy: Literal["never", "ask", "allowed"] = "never"
+    """never: nothing leaves the device; ask: confirm each call; allowed: use when needed."""
+    endpoints: list[RemoteEndpoint] = []
+    redact: Literal["cloud", "always", "never"] = "cloud"
+    """Replace personal data with placeholders: for cloud endpoints, for all, or never."""
+    breaker_failures: int = Field(default=3, ge=1, le=100)
+    """Consecutive failures that open an endpoint's circuit breaker."""
+    breaker_cooldown_s: float = Field(default=60.0, ge=1.0, le=86400.0)
+
+
+class ToolsConfig(_Section):
+    """Tool plugins."""
+
+    allow: list[str] = []
+    """Plugins or tools to load (empty = all installed)."""
+    block: list[str] = []
+    """Plugins or tools never to load."""
+    timeout_s: float = Field(default=10.0, gt=0.0, le=600.0)
+    confirm_risks: list[Literal["read_only", "home", "security", "off_device"]] = [
+        "security",
+        "off_device",
+    ]
+    """Risk classes that ask for confirmation before running."""
+    confirm_tools: list[str] = []
+    """Tools that always ask, whatever their risk class."""
+    never_confirm_tools: list[str] = []
+    """Tools that never ask, whatever their risk class."""
+
+
+class HomeAssistantConfig(_Section):
+    url: str = "http://homeassistant.local:8123"
+    token_env: str = "HASS_TOKEN"
+    """Environment variable holding a long-lived access token."""
+    timeout_s: float = Field(default=10.0, gt=0.0, le=120.0)
+
+
+class MqttConfig(_Section):
+    host: str = "localhost"
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str = ""
+    password_env: str = ""
+    devices: Path | None = None
+    """YAML file describing the MQTT devices (see docs/home.md)."""
+    timeout_s: float = Field(default=5.0, gt=0.0, le=120.0)
+
+
+class HomeConfig(_Section):
+    """Home control."""
+
+    backend: Literal["simulated", "home_assistant", "mqtt"] = "simulated"
+    simulated_home: Path | None = None
+    """YAML home for the simulated backend; None = the bundled demo home."""
+    home_assistant: HomeAssistantConfig = HomeAssistantConfig()
+    mqtt: MqttConfig = MqttConfig()
+
+
+class FastPathConfig(_Section):
+    """Template fast path (hassil + home-assistant-intents)."""
+
+    enabled: bool = True
+    language: str = "en"
+
+
+class SearchConfig(_Section):
+    documents_dir: Path | None = None
+    """Folder of notes and documents indexed for local search; None = ``<data_dir>/documents``."""
+    searxng_url: str = ""
+    """Base URL of a self-hosted SearXNG instance for web search ("" = web search off)."""
+    timeout_s: float = Field(default=10.0, gt=0.0, le=120.0)
+
+
+class ServiceConfig(_Section):
+    """The headless service's control API and Wyoming server."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=0, le=65535)
+    token_env: str = "ASSISTANT_API_TOKEN"
+    """Environment variable with the API token; required when host is not loopback."""
+    wyoming_port: int = Field(default=10700, ge=0, le=65535)
+    wyoming_enabled: bool = False
+
+
+class Config(_Section):
+    """The whole configuration."""
+
+    paths: PathsConfig = PathsConfig()
+    audio: AudioConfig = AudioConfig()
+    wake: WakeConfig = WakeConfig()
+    endpoint: EndpointConfig = EndpointConfig()
+    asr: AsrConfig = AsrConfig()
+    tts: TtsConfig = TtsConfig()
+    llm: LlmConfig = LlmConfig()
+    remote: RemoteConfig = RemoteConfig()
+    tools: ToolsConfig = ToolsConfig()
+    home: HomeConfig = HomeConfig()
+    fastpath: FastPathConfig = FastPathConfig()
+    search: SearchConfig = SearchConfig()
+    service: ServiceConfig = ServiceConfig()
+
+    @field_validator("wake")
+    @classmethod
+    def _wake_has_models(cls, v: WakeConfig) -> WakeConfig:
+        if not v.models:
+            raise ValueError("needs at least one wake model")
+        return v
+
+    def with_overrides(self, overrides: dict[str, Any]) -> "Config":
+        """A copy with dotted-key overrides applied and validated, e.g. ``{"wake.threshold": 0.6}``.
+
+        Raises:
+            ConfigError: A key is unknown or a value is invalid.
+        """
+        data = self.model_dump(mode="python", exclude_unset=False)
+        for dotted, value in overrides.items():
+            node = data
+            parts = dotted.split(".")
+            for part in parts[:-1]:
+                node = node.setdefault(part, {})
+            node[parts[-1]] = value
+        return _validate(data, "override")
+
+
+def default_config_path() -> Path:
+    """Where the config file is looked for when none is given."""
+    env = os.environ.get("ASSISTANT_CONFIG")
+    if env:
+        return Path(env).expanduser()
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    model: Any = Config
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        ann = field.annotation
+        # unwrap list[Model]
+        args = getattr(ann, "__args__", ())
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            model = ann
+        elif args and isinstance(args[0], type) and issubclass(args[0], BaseModel):
+            model = args[0]
+        else:
+            return []
+    return list(getattr(model, "model_fields", {}))
+
+
+def _format_errors(exc: ValidationError, source: str) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        keys = [str(p) for p in loc if not isinstance(p, int)]
+        section = "[" + ".".join(keys[:-1]) + "] " if len(keys) > 1 else ""
+        key = keys[-1] if keys else "(file)"
+        if err["type"] == "extra_forbidden":
+            allowed = ", ".join(_allowed_keys(loc))
+            lines.append(f"{source}: {section}unknown key '{key}'; allowed keys: {allowed}")
+        else:
+            msg = err["msg"]
+            if msg.startswith("Value error, "):
+                msg = msg[len("Value error, ") :]
+            lines.append(f"{source}: {section}{key} = {err.get('input')!r}: {msg}")
+    return "\n".join(lines)
+
+
+def _validate(data: dict[str, Any], source: str) -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(
+            "invalid configuration:\n" + _format_errors(exc, source),
+            hint="fix the key(s) above; `assistant config show` prints every key with its default",
+        ) from None
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read and validate the config file.
+
+    Args:
+        path: The TOML file. None = :func:`default_config_path` if it exists, else defaults.
+
+    Returns:
+        The validated, frozen configuration.
+
+    Raises:
+        ConfigError: The file is missing (when named explicitly), is not valid TOML, has unknown
+            keys or bad values. The message names the key path and what is allowed.
+    """
+    explicit = path is not None
+    p = Path(path).expanduser() if path is not None else default_config_path()
+    if not p.exists():
+        if explicit or os.environ.get("ASSISTANT_CONFIG"):
+            raise ConfigError(
+                f"config file {p} does not exist",
+                hint="create it (`assistant config init` writes a commented default) or drop --config",
+            )
+        return Config()
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p} is not valid TOML: {exc}", hint="fix the syntax at that line") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {p}: {exc}") from None
+    return _validate(data, str(p))
+
+
+def _strip_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_strip_none(v) for v in value]
+    return value
+
+
+def save_config(config: Config, path: str | Path) -> Path:
+    """Write the config as TOML (only keys that differ from the defaults), atomically.
+
+    Raises:
+        ConfigError: The file cannot be written (e.g. the disk is full); the old file is kept.
+    """
+    import tomli_w
+
+    p = Path(path).expanduser()
+    data = _strip_none(config.model_dump(mode="json", exclude_defaults=True))
+    tmp = p.with_suffix(p.suffix + ".tmp")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(tomli_w.dumps(data), encoding="utf-8")
+        os.replace(tmp, p)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ConfigError(f"cannot write config file {p}: {exc}", hint="free some disk space or check permissions") from None
+    return p

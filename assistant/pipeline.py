@@ -1,0 +1,381 @@
+"""The voice pipeline: frames → wake word → utterance → ASR → controller → TTS → sink.
+
+One asyncio task reads frames from the source and runs the synchronous :class:`Listener`
+(VAD gate, wake word, endpointing). When an utterance ends, a turn is answered: Whisper
+transcribes it, the controller streams reply text, a sentence splitter hands each finished
+sentence to piper, and the audio goes to the sink while later sentences are still being
+generated. Engines are synchronous and run in worker threads (``asyncio.to_thread``).
+
+With a **real-time** source (a microphone, or a file paced at speech speed) frames keep flowing
+while a turn is answered, so the wake word can barge in and stop the reply. With a file read as
+fast as possible, each turn is answered before more audio is read, as if answering took no time.
+
+Every step emits events on the :class:`~assistant.bus.EventBus`, including a
+:class:`~assistant.events.StageTiming` per stage per turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import AsyncIterator, Callable, Protocol, Sequence
+
+import numpy as np
+
+from .audio.io import SAMPLE_RATE, AudioSink, AudioSource
+from .bus import EventBus
+from .config import Config
+from .errors import AssistantError
+from .events import (
+    AssistantState,
+    AudioOut,
+    ErrorEvent,
+    FinalTranscript,
+    Interrupt,
+    NoSpeech,
+    Reply,
+    Speak,
+    SpeechEnded,
+    SpeechStarted,
+    StageTiming,
+    StateChanged,
+    TurnFinished,
+    TurnStarted,
+    WakeDetected,
+    WakeRejected,
+)
+from .speech.asr import SpeechRecognizer, strip_wake_phrase
+from .speech.endpoint import NoSpeechTimeout, SpeechStart, UtteranceEnd
+from .speech.listener import BargeIn, Listener, ListenerMode
+from .speech.tts import SentenceSplitter, SpeechSynthesizer, earcon
+from .speech.wake import WakeHit, WakeVerifier, phrase_from_model_name, wake_window
+
+__all__ = ["Pipeline", "Responder"]
+
+log = logging.getLogger(__name__)
+
+
+class Responder(Protocol):
+    """What answers a request: the router/controller. Yields reply text as it is generated."""
+
+    def respond(self, text: str, *, turn: int) -> AsyncIterator[str]: ...
+
+
+@dataclass
+class _Turn:
+    id: int
+    wake_hit: WakeHit | None = None
+    verify: asyncio.Task | None = None
+    started_position: int = 0
+    follow_up: bool = False
+
+
+@dataclass
+class Pipeline:
+    """The assistant's voice loop.
+
+    Args:
+        config: The configuration (endpoint, TTS and wake settings are read from it).
+        listener: Wake word + endpointing state machine.
+        asr: Speech recognizer, or None to stop at wake detections.
+        tts: Speech synthesizer, or None for text-only replies.
+        responder: Answers transcripts (router/controller), or None to only transcribe.
+        sink: Where reply audio goes, or None.
+        bus: Event bus (a new one by default).
+        verifier: Second-pass wake verification, or None.
+        hotwords: Returns the names ASR should be biased towards (device and area names).
+    """
+
+    config: Config
+    listener: Listener | None
+    asr: SpeechRecognizer | None = None
+    tts: SpeechSynthesizer | None = None
+    responder: Responder | None = None
+    sink: AudioSink | None = None
+    bus: EventBus = field(default_factory=EventBus)
+    verifier: WakeVerifier | None = None
+    hotwords: Callable[[], Sequence[str]] = lambda: ()
+
+    def __post_init__(self) -> None:
+        self._turn_no = 0
+        self._turn: _Turn | None = None
+        self._turn_task: asyncio.Task | None = None
+        self._speaking_task: asyncio.Task | None = None
+        self.realtime = False
+        self.state = AssistantState.IDLE
+        self.muted = False
+        self._wake_phrases = [phrase_from_model_name(n) for n in self.config.wake.models]
+
+    # ------------------------------------------------------------------ helpers
+
+    def _set_state(self, state: AssistantState, turn: int | None = None) -> None:
+        if state is not self.state:
+            self.state = state
+            self.bus.emit(StateChanged(state=state, turn=turn))
+
+    def _timing(self, stage: str, ms: float, turn: int | None, detail: str = "") -> None:
+        self.bus.emit(StageTiming(stage=stage, ms=round(ms, 2), turn=turn, detail=detail))
+
+    def _new_turn(self, **kw) -> _Turn:
+        self._turn_no += 1
+        self._turn = _Turn(id=self._turn_no, **kw)
+        return self._turn
+
+    # ------------------------------------------------------------------ the frame loop
+
+    async def run(self, source: AudioSource) -> None:
+        """Listen to ``source`` until it ends (a file) or the task is cancelled (a microphone)."""
+        if self.listener is None:
+            raise AssistantError("this pipeline has no listener (wake word and endpointing)")
+        self.realtime = bool(getattr(source, "realtime", False))
+        self._set_state(AssistantState.IDLE)
+        try:
+            async for frame in source.frames():
+                if self.muted:
+                    continue
+                out = self.listener.process(frame)
+                if out is not None:
+                    await self._on_listener(out)
+            out = self.listener.finish()
+            if out is not None:
+                await self._on_listener(out)
+            if self._turn_task is not None:
+                await self._turn_task
+        finally:
+            if self._turn_task is not None and not self._turn_task.done():
+                self._turn_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._turn_task
+            if self.sink is not None:
+                await self.sink.drain()
+
+    async def _on_listener(self, out) -> None:
+        assert self.listener is not None
+        if isinstance(out, WakeHit):
+            await self._on_wake(out)
+        elif isinstance(out, BargeIn):
+            await self.interrupt("barge_in")
+            self.listener.capture()
+            await self._on_wake(out.hit)
+        elif isinstance(out, SpeechStart):
+            turn = self._turn or self._new_turn(follow_up=True)
+            self.bus.emit(SpeechStarted(audio_time_s=round(out.audio_time_s, 3), turn=turn.id))
+        elif isinstance(out, UtteranceEnd):
+            turn = self._turn or self._new_turn()
+            self.bus.emit(
+                SpeechEnded(audio_time_s=round(out.audio_time_s, 3), duration_s=round(out.duration_s, 3), reason=out.reason, turn=turn.id)
+            )
+            self._timing("endpoint", out.trailing_silence_ms, turn.id, detail="trailing silence, ms of audio")
+            if self.realtime:
+                self._turn_task = asyncio.create_task(self._answer(turn, out, time.perf_counter()))
+            else:
+                await self._answer(turn, out, time.perf_counter())
+        elif isinstance(out, NoSpeechTimeout):
+            turn = self._turn
+            self.bus.emit(NoSpeech(audio_time_s=round(out.audio_time_s, 3), turn=turn.id if turn else None))
+            if turn is not None and not turn.follow_up:
+                self.bus.emit(TurnFinished(ok=False, turn=turn.id))
+            self._turn = None
+            self._set_state(AssistantState.IDLE)
+
+    async def _on_wake(self, hit: WakeHit) -> None:
+        assert self.listener is not None
+        turn = self._new_turn(wake_hit=hit, started_position=self.listener.position)
+        self.bus.emit(TurnStarted(source="voice", turn=turn.id))
+        self._timing("wake", hit.compute_ms, turn.id, detail=hit.model)
+        if self.verifier is None:
+            self.bus.emit(WakeDetected(model=hit.model, score=round(hit.score, 4), audio_time_s=round(hit.audio_time_s, 3), turn=turn.id))
+            self._set_state(AssistantState.LISTENING, turn.id)
+            return
+        window = wake_window(self.listener.ring, self.verifier.config.window_s)
+        turn.verify = asyncio.create_task(self._verify(turn, hit, window))
+        if not self.realtime:
+            await turn.verify
+
+    async def _verify(self, turn: _Turn, hit: WakeHit, window: np.ndarray) -> bool:
+        assert self.verifier is not None and self.listener is not None
+        ok, heard, ms = await asyncio.to_thread(self.verifier.verify, window)
+        self._timing("verify", ms, turn.id, detail=heard)
+        if ok:
+            self.bus.emit(
+                WakeDetected(model=hit.model, score=round(hit.score, 4), audio_time_s=round(hit.audio_time_s, 3), verified=True, verify_text=heard, turn=turn.id)
+            )
+            self._set_state(AssistantState.LISTENING, turn.id)
+            return True
+        self.bus.emit(WakeRejected(model=hit.model, score=round(hit.score, 4), audio_time_s=round(hit.audio_time_s, 3), verify_text=heard, turn=turn.id))
+        if self._turn is turn:
+            self._turn = None
+            if self.listener.mode is ListenerMode.CAPTURE:
+                self.listener.idle()
+        self._set_state(AssistantState.IDLE)
+        return False
+
+    # ------------------------------------------------------------------ answering a turn
+
+    async def _answer(self, turn: _Turn, utt: UtteranceEnd, t_end: float) -> None:
+        assert self.listener is not None
+        if turn.verify is not None and not await turn.verify:
+            return
+        if self.sink is not None and self.tts is not None and self.config.tts.earcon and self.responder is not None:
+            await self.sink.play(earcon(self.tts.sample_rate), self.tts.sample_rate)
+        self._set_state(AssistantState.TRANSCRIBING, turn.id)
+        if self.asr is None:
+            self._finish_turn(turn, ok=True)
+            return
+        try:
+            result = await asyncio.to_thread(self.asr.transcribe, utt.audio, hotwords=list(self.hotwords()) if self.config.asr.bias_to_tools else ())
+        except Exception as exc:  # noqa: BLE001 - reported, and the pipeline goes on
+            self.bus.emit(ErrorEvent(stage="asr", message=str(exc), turn=turn.id))
+            self._finish_turn(turn, ok=False)
+            return
+        self._timing("asr", result.compute_ms, turn.id, detail=f"rtf {result.real_time_factor:.3f}, {result.audio_s:.2f} s audio")
+        text = strip_wake_phrase(result.text, self._wake_phrases)
+        self.bus.emit(FinalTranscript(text=text, turn=turn.id))
+        if not text:
+            # a cough or a click: keep listening for the request if time is left
+            elapsed = (self.listener.position - turn.started_position) / SAMPLE_RATE
+            left = self.config.endpoint.no_speech_timeout_s - elapsed
+            if left > 0.3:
+                self._set_state(AssistantState.LISTENING, turn.id)
+                out = self.listener.rearm(int(utt.audio_time_s * SAMPLE_RATE), left)
+                if out is not None and not isinstance(out, SpeechStart):
+                    await self._on_listener(out)
+                return
+            self._finish_turn(turn, ok=False)
+            return
+        if self.responder is None:
+            self._finish_turn(turn, ok=True)
+            return
+        await self.speak_reply(self.responder.respond(text, turn=turn.id), turn=turn.id, t_ref=t_end)
+        self._finish_turn(turn, ok=True, follow_up=True)
+
+    def _finish_turn(self, turn: _Turn, *, ok: bool, follow_up: bool = False) -> None:
+        assert self.listener is not None
+        self.bus.emit(TurnFinished(ok=ok, turn=turn.id))
+        if self._turn is turn:
+            self._turn = None
+        if follow_up and self.config.endpoint.follow_up_s > 0:
+            self.listener.capture(self.config.endpoint.follow_up_s)
+            self._set_state(AssistantState.LISTENING, None)
+        else:
+            self.listener.idle()
+            self._set_state(AssistantState.IDLE)
+
+    async def handle_text(self, text: str, *, speak: bool = True) -> str:
+        """Answer a typed request through the same responder (and TTS, if ``speak``).
+
+        Returns:
+            The whole reply text.
+        """
+        if self.responder is None:
+            raise AssistantError("this pipeline has no responder to answer requests")
+        turn = self._new_turn()
+        self.bus.emit(TurnStarted(source="text", turn=turn.id))
+        self.bus.emit(FinalTranscript(text=text, source="text", turn=turn.id))
+        reply = await self.speak_reply(self.responder.respond(text, turn=turn.id), turn=turn.id, t_ref=time.perf_counter(), speak=speak)
+        self.bus.emit(TurnFinished(ok=True, turn=turn.id))
+        if self._turn is turn:
+            self._turn = None
+        self._set_state(AssistantState.IDLE)
+        return reply
+
+    async def say(self, text: str) -> None:
+        """Speak ``text`` (no controller involved)."""
+        async def once() -> AsyncIterator[str]:
+            yield text
+
+        turn = self._new_turn()
+        await self.speak_reply(once(), turn=turn.id, t_ref=time.perf_counter())
+        self._turn = None
+        self._set_state(AssistantState.IDLE)
+
+    async def speak_reply(self, pieces: AsyncIterator[str], *, turn: int, t_ref: float, speak: bool = True) -> str:
+        """Stream reply text into sentences and speak each as soon as it is complete.
+
+        Args:
+            pieces: Reply text as generated.
+            turn: Turn id for events.
+            t_ref: ``time.perf_counter()`` at the end of the utterance; the ``first_audio`` timing
+                is measured from it.
+            speak: Synthesise and play (False = text only).
+
+        Returns:
+            The whole reply text.
+        """
+        queue: asyncio.Queue[str | None] = asyncio.Queue()
+        splitter = SentenceSplitter()
+        said: list[str] = []
+        first = {"done": False}
+
+        async def produce() -> None:
+            try:
+                async for piece in pieces:
+                    for s in splitter.feed(piece):
+                        await queue.put(s)
+                for s in splitter.flush():
+                    await queue.put(s)
+            finally:
+                await queue.put(None)
+
+        async def consume() -> None:
+            while (sentence := await queue.get()) is not None:
+                said.append(sentence)
+                self.bus.emit(Speak(text=sentence, turn=turn))
+                if speak and self.tts is not None and self.sink is not None:
+                    await self._speak_sentence(sentence, turn, t_ref, first)
+
+        self._speaking_task = asyncio.current_task()
+        try:
+            await asyncio.gather(produce(), consume())
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            message = exc.message if isinstance(exc, AssistantError) else f"{type(exc).__name__}: {exc}"
+            self.bus.emit(ErrorEvent(stage="reply", message=message, turn=turn))
+            if not said and self.tts is not None and self.sink is not None and speak:
+                sorry = "Sorry, something went wrong while answering."
+                said.append(sorry)
+                self.bus.emit(Speak(text=sorry, turn=turn))
+                await self._speak_sentence(sorry, turn, t_ref, first)
+        finally:
+            self._speaking_task = None
+        if speak and self.sink is not None:
+            await self.sink.drain()
+        text = " ".join(said)
+        self.bus.emit(Reply(text=text, turn=turn))
+        return text
+
+    async def _speak_sentence(self, sentence: str, turn: int, t_ref: float, first: dict) -> None:
+        assert self.tts is not None and self.sink is not None
+        self._set_state(AssistantState.SPEAKING, turn)
+        t0 = time.perf_counter()
+        chunks = await asyncio.to_thread(lambda: list(self.tts.synthesize(sentence)))
+        synth_ms = (time.perf_counter() - t0) * 1000.0
+        audio_s = sum(c.shape[0] for c in chunks) / self.tts.sample_rate
+        self._timing("tts", synth_ms, turn, detail=f"{audio_s:.2f} s audio, rtf {synth_ms / 1000 / audio_s if audio_s else 0:.3f}")
+        for chunk in chunks:
+            if not first["done"]:
+                first["done"] = True
+                self._timing("tts_first_audio", synth_ms, turn)
+                self._timing("first_audio", (time.perf_counter() - t_ref) * 1000.0, turn, detail="end of utterance → first reply audio")
+            self.bus.emit(AudioOut(samples=chunk, sample_rate=self.tts.sample_rate, turn=turn))
+            await self.sink.play(chunk, self.tts.sample_rate)
+        pause = int(self.tts.sample_rate * self.config.tts.sentence_pause_ms / 1000)
+        if pause:
+            await self.sink.play(np.zeros(pause, dtype=np.int16), self.tts.sample_rate)
+
+    async def interrupt(self, reason: str = "user") -> None:
+        """Stop speaking at once and drop the reply in progress (barge-in, stop key)."""
+        task = self._turn_task
+        self.bus.emit(Interrupt(reason=reason, turn=self._turn.id if self._turn else None))
+        if self.sink is not None:
+            await self.sink.interrupt()
+        if task is not None and not task.done() and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._turn_task = None
+        self._set_state(AssistantState.IDLE)

@@ -1,0 +1,141 @@
+"""Endpointing: find the start and the end of the utterance that follows the wake word.
+
+A webrtcvad decision per 20 ms frame drives a small state machine:
+
+* **waiting** for speech: ``min_speech_ms`` of consecutive voiced frames start the utterance; it
+  begins ``pre_roll_ms`` before that run, so the first syllable is never cut. Nobody speaking
+  for ``no_speech_timeout_s`` ends the wait.
+* **in speech**: ``trailing_silence_ms`` of consecutive unvoiced frames end the utterance (the
+  trailing silence is kept, it costs Whisper nothing), as does reaching ``max_utterance_s``.
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..audio.io import FRAME_MS, SAMPLE_RATE
+from ..config import EndpointConfig
+from .vad import Vad
+
+__all__ = ["Endpointer", "EndpointState", "NoSpeechTimeout", "SpeechStart", "UtteranceEnd"]
+
+
+class EndpointState(enum.Enum):
+    IDLE = "idle"
+    WAITING = "waiting"
+    IN_SPEECH = "in_speech"
+
+
+@dataclass(frozen=True)
+class SpeechStart:
+    audio_time_s: float
+    """Input position where the voiced run that started the utterance began."""
+
+
+@dataclass(frozen=True)
+class UtteranceEnd:
+    audio: np.ndarray
+    """The utterance, 16 kHz mono int16, pre-roll included."""
+    audio_time_s: float
+    """Input position at which the end was declared."""
+    reason: str
+    """``"silence"``, ``"max_length"`` or ``"end_of_input"``."""
+    trailing_silence_ms: float
+    """Silence waited before declaring the end (the endpointing latency), ms of audio."""
+
+    @property
+    def duration_s(self) -> float:
+        return self.audio.shape[0] / SAMPLE_RATE
+
+
+@dataclass(frozen=True)
+class NoSpeechTimeout:
+    audio_time_s: float
+
+
+class Endpointer:
+    """Utterance capture after a wake word (or in a follow-up window).
+
+    Args:
+        config: Silence, length and timeout settings.
+    """
+
+    def __init__(self, config: EndpointConfig) -> None:
+        self.config = config
+        self.vad = Vad(config.vad_aggressiveness)
+        self.state = EndpointState.IDLE
+        pre_frames = max(1, config.pre_roll_ms // FRAME_MS)
+        self._min_speech = max(1, config.min_speech_ms // FRAME_MS)
+        self._trailing = max(1, config.trailing_silence_ms // FRAME_MS)
+        self._max_frames = int(config.max_utterance_s * 1000 // FRAME_MS)
+        self._pre: collections.deque[np.ndarray] = collections.deque(maxlen=pre_frames + self._min_speech)
+        self._frames: list[np.ndarray] = []
+        self._voiced_run = 0
+        self._silence_run = 0
+        self._position = 0
+        self._deadline = 0
+        self._timeout_frames = 0
+
+    def start(self, position: int, timeout_s: float | None = None) -> None:
+        """Begin waiting for speech at input sample ``position``.
+
+        Args:
+            position: Current input position, samples.
+            timeout_s: No-speech timeout; None = the configured one.
+        """
+        self.state = EndpointState.WAITING
+        self._pre.clear()
+        self._frames = []
+        self._voiced_run = self._silence_run = 0
+        self._position = position
+        timeout = self.config.no_speech_timeout_s if timeout_s is None else timeout_s
+        self._deadline = position + int(timeout * SAMPLE_RATE)
+
+    def stop(self) -> None:
+        self.state = EndpointState.IDLE
+        self._frames = []
+        self._pre.clear()
+
+    def process(self, frame: np.ndarray) -> SpeechStart | UtteranceEnd | NoSpeechTimeout | None:
+        """Feed one 20 ms frame (only while waiting or in speech)."""
+        if self.state is EndpointState.IDLE:
+            return None
+        self._position += frame.shape[0]
+        voiced = self.vad.is_speech(frame)
+        if self.state is EndpointState.WAITING:
+            self._pre.append(frame)
+            self._voiced_run = self._voiced_run + 1 if voiced else 0
+            if self._voiced_run >= self._min_speech:
+                self.state = EndpointState.IN_SPEECH
+                self._frames = list(self._pre)
+                self._silence_run = 0
+                start = self._position - self._voiced_run * frame.shape[0]
+                return SpeechStart(audio_time_s=start / SAMPLE_RATE)
+            if self._position >= self._deadline:
+                self.stop()
+                return NoSpeechTimeout(audio_time_s=self._position / SAMPLE_RATE)
+            return None
+        self._frames.append(frame)
+        self._silence_run = 0 if voiced else self._silence_run + 1
+        if self._silence_run >= self._trailing:
+            return self._end("silence")
+        if len(self._frames) >= self._max_frames:
+            return self._end("max_length")
+        return None
+
+    def finish(self) -> UtteranceEnd | None:
+        """The input ended: close an utterance in progress (reason ``"end_of_input"``)."""
+        if self.state is EndpointState.IN_SPEECH:
+            return self._end("end_of_input")
+        self.stop()
+        return None
+
+    def _end(self, reason: str) -> UtteranceEnd:
+        audio = np.concatenate(self._frames) if self._frames else np.zeros(0, dtype=np.int16)
+        waited = self._silence_run * FRAME_MS
+        self.stop()
+        return UtteranceEnd(audio=audio, audio_time_s=self._position / SAMPLE_RATE, reason=reason, trailing_silence_ms=float(waited))

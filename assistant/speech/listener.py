@@ -1,0 +1,136 @@
+"""The ears' state machine: wake word → utterance capture → busy, over 20 ms frames.
+
+Synchronous and deterministic (the pipeline calls it once per frame), so a recording always
+gives the same events. Modes:
+
+* ``WAKE``: only the VAD-gated wake stage runs (low power).
+* ``CAPTURE``: after a wake word, or in a follow-up window: the endpointer collects the utterance.
+* ``BUSY``: a turn is being answered; the wake stage keeps running so the wake word can barge in.
+
+Every frame also goes into a ring buffer of recent audio, from which the wake window (for the
+second pass) is cut and from which capture can be replayed (:meth:`Listener.rearm`).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..audio.io import FRAME_SAMPLES, SAMPLE_RATE
+from .endpoint import Endpointer, NoSpeechTimeout, SpeechStart, UtteranceEnd
+from .vad import AudioRing
+from .wake import WakeHit, WakeStage
+
+__all__ = ["BargeIn", "Listener", "ListenerMode"]
+
+
+class ListenerMode(enum.Enum):
+    WAKE = "wake"
+    CAPTURE = "capture"
+    BUSY = "busy"
+
+
+@dataclass(frozen=True)
+class BargeIn:
+    """The wake word was heard while a turn was being answered."""
+
+    hit: WakeHit
+
+
+ListenerOutput = WakeHit | SpeechStart | UtteranceEnd | NoSpeechTimeout | BargeIn
+
+
+class Listener:
+    """Wake stage + endpointer + audio ring.
+
+    Args:
+        wake: The VAD-gated wake stage.
+        endpointer: Utterance capture.
+        ring_s: Seconds of recent audio kept (at least the wake window and a turn's ASR time).
+    """
+
+    def __init__(self, wake: WakeStage, endpointer: Endpointer, ring_s: float = 8.0) -> None:
+        self.wake = wake
+        self.endpointer = endpointer
+        self.ring = AudioRing(ring_s)
+        self.mode = ListenerMode.WAKE
+        self.barge_in = True
+        """Run the wake stage while busy (set False to ignore the wake word during replies)."""
+
+    @property
+    def position(self) -> int:
+        """Input samples seen."""
+        return self.ring.total
+
+    @property
+    def audio_time_s(self) -> float:
+        return self.ring.total / SAMPLE_RATE
+
+    def process(self, frame: np.ndarray) -> ListenerOutput | None:
+        """Feed one 20 ms frame of 16 kHz int16 audio."""
+        self.ring.append(frame)
+        if self.mode is ListenerMode.WAKE:
+            hit = self.wake.process(frame)
+            if hit is not None:
+                self.capture()
+            return hit
+        if self.mode is ListenerMode.CAPTURE:
+            self.wake.skip(frame)
+            out = self.endpointer.process(frame)
+            if isinstance(out, UtteranceEnd):
+                self.mode = ListenerMode.BUSY
+            elif isinstance(out, NoSpeechTimeout):
+                self.mode = ListenerMode.WAKE
+            return out
+        # BUSY
+        if self.barge_in:
+            hit = self.wake.process(frame)
+            if hit is not None:
+                return BargeIn(hit)
+        else:
+            self.wake.skip(frame)
+        return None
+
+    def capture(self, timeout_s: float | None = None) -> None:
+        """Start capturing an utterance now (after a wake word, a barge-in, or for a follow-up)."""
+        self.mode = ListenerMode.CAPTURE
+        self.endpointer.start(self.position, timeout_s)
+
+    def rearm(self, since_position: int, timeout_s: float) -> ListenerOutput | None:
+        """Capture again, replaying the audio heard since ``since_position``.
+
+        Used when an utterance turned out to hold no words (a cough, a click): the audio that
+        arrived meanwhile is fed to the endpointer again so nothing said is lost.
+        """
+        self.mode = ListenerMode.CAPTURE
+        replay = self.ring.since(since_position)
+        self.endpointer.start(self.position - replay.shape[0], timeout_s)
+        last: ListenerOutput | None = None
+        frame_len = FRAME_SAMPLES
+        for i in range(0, replay.shape[0] - frame_len + 1, frame_len):
+            out = self.endpointer.process(replay[i : i + frame_len])
+            if out is not None and not isinstance(out, SpeechStart):
+                self.mode = ListenerMode.BUSY if isinstance(out, UtteranceEnd) else ListenerMode.WAKE
+                return out
+            last = out or last
+        return last
+
+    def busy(self) -> None:
+        self.mode = ListenerMode.BUSY
+        self.endpointer.stop()
+
+    def idle(self) -> None:
+        """Back to waiting for the wake word."""
+        self.mode = ListenerMode.WAKE
+        self.endpointer.stop()
+
+    def finish(self) -> UtteranceEnd | None:
+        """End of input: an utterance in progress is closed and returned."""
+        if self.mode is ListenerMode.CAPTURE:
+            out = self.endpointer.finish()
+            if out is not None:
+                self.mode = ListenerMode.BUSY
+            return out
+        return None

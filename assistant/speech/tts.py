@@ -1,0 +1,126 @@
+"""Speech synthesis with piper, sentence by sentence.
+
+:class:`SentenceSplitter` cuts streamed reply text into sentences as soon as each is complete;
+:class:`SpeechSynthesizer` turns each into audio, so the first sentence can play while the rest of
+the reply is still being generated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from ..audio.io import to_int16
+from ..config import TtsConfig
+from ..errors import ModelError, require
+
+__all__ = ["SentenceSplitter", "SpeechSynthesizer", "earcon"]
+
+_ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "vs", "etc", "e.g", "i.e", "approx", "no", "jr", "sr"}
+_BOUNDARY = re.compile(r"([.!?…]+[\"')\]]*)(\s+)|(\n+)")
+
+
+class SentenceSplitter:
+    """Streaming sentence segmentation for reply text.
+
+    Feed text pieces as they are generated; complete sentences come out as soon as the space after
+    their final punctuation arrives. Decimal numbers ("3.5"), and common abbreviations ("Dr.") do
+    not end a sentence.
+    """
+
+    def __init__(self) -> None:
+        self._buf = ""
+
+    def feed(self, piece: str) -> list[str]:
+        """Add text; return the sentences it completed."""
+        self._buf += piece
+        out: list[str] = []
+        start = 0
+        for m in _BOUNDARY.finditer(self._buf):
+            if m.group(3) is None:
+                before = self._buf[start : m.start()]
+                last_word = re.findall(r"[\w.]+$", before)
+                if last_word and last_word[0].lower().rstrip(".") in _ABBREVIATIONS and m.group(1) == ".":
+                    continue
+            sentence = self._buf[start : m.end()].strip()
+            if sentence:
+                out.append(sentence)
+            start = m.end()
+        self._buf = self._buf[start:]
+        return out
+
+    def flush(self) -> list[str]:
+        """The rest of the text, at the end of the reply."""
+        rest, self._buf = self._buf.strip(), ""
+        return [rest] if rest else []
+
+
+class SpeechSynthesizer:
+    """A loaded piper voice.
+
+    Args:
+        voice_path: The ``.onnx`` voice; its ``.onnx.json`` config must sit beside it.
+        config: Threads, speaking rate, volume.
+
+    Raises:
+        ModelError: The voice or its config is missing or corrupt.
+        MissingDependencyError: piper-tts is not installed.
+    """
+
+    def __init__(self, voice_path: Path, config: TtsConfig) -> None:
+        require("piper", "tts", "speech synthesis")
+        import onnxruntime  # noqa: PLC0415
+        from piper import PiperVoice, SynthesisConfig  # noqa: PLC0415
+        from piper.config import PiperConfig  # noqa: PLC0415
+
+        voice_path = Path(voice_path)
+        config_path = Path(str(voice_path) + ".json")
+        if not voice_path.is_file():
+            raise ModelError(f"piper voice {voice_path} does not exist", hint="run `assistant models pull piper-en_US-joe-medium`")
+        if not config_path.is_file():
+            raise ModelError(f"piper voice config {config_path} does not exist", hint="the .onnx.json file must sit beside the voice")
+        try:
+            piper_config = PiperConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ModelError(f"piper voice config {config_path} is corrupt: {exc}", hint="fetch the voice again") from None
+        opts = onnxruntime.SessionOptions()
+        opts.intra_op_num_threads = config.threads or (os.cpu_count() or 1)
+        opts.inter_op_num_threads = 1
+        try:
+            session = onnxruntime.InferenceSession(str(voice_path), sess_options=opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise ModelError(f"cannot load piper voice {voice_path}: {exc}", hint="the file is corrupt; fetch the voice again") from None
+        self._voice = PiperVoice(session=session, config=piper_config)
+        self._syn = SynthesisConfig(length_scale=config.length_scale, volume=config.volume)
+        self.sample_rate = int(piper_config.sample_rate)
+        self.config = config
+
+    def synthesize(self, text: str) -> Iterator[np.ndarray]:
+        """Mono int16 audio at :attr:`sample_rate`, one array per sentence of ``text``."""
+        for chunk in self._voice.synthesize(text, self._syn):
+            yield to_int16(chunk.audio_float_array)
+
+    def synthesize_all(self, text: str) -> tuple[np.ndarray, float]:
+        """The whole text as one array, and the ms until the first sentence's audio was ready."""
+        t0 = time.perf_counter()
+        first_ms = 0.0
+        parts = []
+        for audio in self.synthesize(text):
+            if not parts:
+                first_ms = (time.perf_counter() - t0) * 1000.0
+            parts.append(audio)
+        return (np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)), first_ms
+
+
+def earcon(rate: int = 22050, freq: float = 880.0, ms: int = 120) -> np.ndarray:
+    """A short soft tone (int16) played the instant an utterance ends, before the reply is ready."""
+    n = int(rate * ms / 1000)
+    t = np.arange(n) / rate
+    env = np.sin(np.pi * np.arange(n) / n) ** 2  # Hann window: no clicks
+    return to_int16(0.25 * env * np.sin(2 * np.pi * freq * t))
