@@ -58,12 +58,10 @@ def store_root(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture
-def config(store_root: Path, tmp_path: Path) -> Config:
-    """Defaults, with the fixture store, fixture-sized models and a private data dir."""
+def _test_config(store_root: Path, data_dir: Path) -> Config:
     return Config().with_overrides(
         {
-            "paths.data_dir": str(tmp_path / "data"),
+            "paths.data_dir": str(data_dir),
             "paths.models_dir": str(store_root),
             "asr.model": "whisper-tiny.en",
             "asr.threads": 2,
@@ -72,6 +70,34 @@ def config(store_root: Path, tmp_path: Path) -> Config:
             "tts.threads": 2,
         }
     )
+
+
+@pytest.fixture
+def config(store_root: Path, tmp_path: Path) -> Config:
+    """Defaults, with the fixture store, fixture-sized models and a private data dir."""
+    return _test_config(store_root, tmp_path / "data")
+
+
+@pytest.fixture(scope="session")
+def session_config(store_root: Path, tmp_path_factory) -> Config:
+    """Like ``config``, shared by a session (for fixtures that load models once)."""
+    return _test_config(store_root, tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="session")
+def asr(session_config: Config):
+    """The real Whisper tiny.en, loaded once."""
+    from assistant.app import load_asr, model_store
+
+    return load_asr(session_config, model_store(session_config))
+
+
+@pytest.fixture(scope="session")
+def tts(session_config: Config):
+    """The real Joe piper voice, loaded once."""
+    from assistant.app import load_tts, model_store
+
+    return load_tts(session_config, model_store(session_config))
 
 
 def clip(name: str) -> np.ndarray:

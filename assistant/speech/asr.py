@@ -114,6 +114,7 @@ class SpeechRecognizer:
 def normalize_transcript(text: str) -> str:
     """Lower case, no punctuation, single spaces: ``"Turn on the lamp."`` → ``"turn on the lamp"``."""
     text = re.sub(r"[^\w\s']", " ", text.lower())
+    text = re.sub(r"(?<!\w)'|'(?!\w)", " ", text)  # quotes, not apostrophes inside words
     return re.sub(r"\s+", " ", text).strip()
 
 

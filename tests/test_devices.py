@@ -1,0 +1,106 @@
+"""Microphone and speaker through a fake sound card (the only fake in the speech path)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from assistant.app import load_speech
+from assistant.audio import SAMPLE_RATE, resample
+from assistant.audio.devices import MicrophoneSource, SpeakerSink, list_devices, resolve_device
+from assistant.bus import EventBus
+from assistant.errors import AudioDeviceError
+from assistant.events import FinalTranscript, WakeDetected
+from assistant.pipeline import Pipeline
+from assistant.speech.asr import normalize_transcript
+from assistant.testing.fake_sounddevice import FakeSoundDevice
+
+from .conftest import recording
+
+
+def test_listing_and_selection_by_name_or_index():
+    sd = FakeSoundDevice()
+    devs = list_devices(sd)
+    assert [d.name for d in devs] == ["Fake USB Microphone", "Fake Speaker"]
+    assert resolve_device(None, "input", sd).index == 0
+    assert resolve_device("usb", "input", sd).index == 0
+    assert resolve_device("1", "output", sd).name == "Fake Speaker"
+    with pytest.raises(AudioDeviceError, match="no microphone named like 'webcam'") as info:
+        resolve_device("webcam", "input", sd)
+    assert "0: Fake USB Microphone" in info.value.hint
+    with pytest.raises(AudioDeviceError, match="device 1 does not exist or has no input"):
+        resolve_device(1, "input", sd)
+
+
+def test_microphone_refusing_16k_is_resampled_and_heard(config):
+    """A 48 kHz-only microphone: opened at 48 kHz, resampled to 16 kHz, wake + command understood."""
+    audio16 = recording(0.5, "hey_jarvis.wav", 0.3, "wfw_turn_on_the_living_room_lamp.wav", 1.5)
+    sd = FakeSoundDevice(mic_audio=resample(audio16, SAMPLE_RATE, 48000), mic_rate=48000, refuse_rates={16000}, speed=4.0)
+    speech = asyncio.run(load_speech(config, tts=False))
+    bus = EventBus()
+    events = bus.record()
+    mic = MicrophoneSource(None, sd=sd)
+
+    async def go():
+        pipeline = Pipeline(config, speech.listener, asr=speech.asr, bus=bus)
+        task = asyncio.create_task(pipeline.run(mic))
+        for _ in range(400):
+            await asyncio.sleep(0.05)
+            if any(isinstance(e, FinalTranscript) for e in events):
+                break
+        await mic.close()
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+    asyncio.run(go())
+    assert mic.rate == 48000
+    assert len([e for e in events if isinstance(e, WakeDetected)]) == 1
+    finals = [normalize_transcript(e.text) for e in events if isinstance(e, FinalTranscript)]
+    assert finals == ["turn on the living room lamp"]
+
+
+def test_microphone_refusing_every_rate_is_explained():
+    sd = FakeSoundDevice(mic_rate=44100, refuse_rates={16000, 44100})
+    mic = MicrophoneSource("usb", sd=sd)
+
+    async def go():
+        async for _ in mic.frames():
+            break
+
+    with pytest.raises(AudioDeviceError, match="microphone 'Fake USB Microphone' .* cannot be opened") as info:
+        asyncio.run(go())
+    assert "16000 Hz" in str(info.value) and "44100 Hz" in str(info.value)
+
+
+def test_speaker_plays_resampled_audio_and_interrupt_stops_it():
+    sd = FakeSoundDevice(speaker_rate=48000, speed=1.0)
+
+    async def go():
+        sink = SpeakerSink(None, sd=sd)
+        tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(22050 * 3) / 22050) * 32767).astype(np.int16)
+        await sink.play(tone, 22050)
+        await asyncio.sleep(0.3)
+        assert sink.busy
+        await sink.interrupt()
+        await asyncio.sleep(0.1)
+        played_at_interrupt = sum(p.shape[0] for p in sd.played)
+        await asyncio.sleep(0.3)
+        after = sum(p.shape[0] for p in sd.played)
+        await sink.close()
+        return played_at_interrupt, after
+
+    at_interrupt, after = asyncio.run(go())
+    assert 0 < at_interrupt < 48000 * 1.5  # well short of the 3 s queued
+    assert after == at_interrupt  # nothing more after the interrupt
+
+
+def test_speaker_refusing_rate_is_explained():
+    sd = FakeSoundDevice(refuse_rates={48000})
+    with pytest.raises(AudioDeviceError, match="refuses 48000 Hz") as info:
+        SpeakerSink(None, sd=sd)
+    assert "output_sample_rate" in info.value.hint

@@ -1,0 +1,226 @@
+"""Endpointing, ASR and TTS on real speech with the real models."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import numpy as np
+import pytest
+
+from assistant.app import load_asr, load_speech, load_tts, model_store
+from assistant.audio import FRAME_SAMPLES, SAMPLE_RATE, ArraySource, WavSink, read_audio
+from assistant.bus import EventBus
+from assistant.config import EndpointConfig
+from assistant.errors import ModelError
+from assistant.events import FinalTranscript, SpeechEnded, StageTiming, WakeDetected
+from assistant.pipeline import Pipeline
+from assistant.speech.asr import normalize_transcript, strip_wake_phrase
+from assistant.speech.endpoint import Endpointer, NoSpeechTimeout, SpeechStart, UtteranceEnd
+from assistant.speech.tts import SentenceSplitter
+
+from .conftest import recording
+
+
+def _run_endpointer(ep: Endpointer, audio: np.ndarray):
+    out = []
+    for i in range(0, audio.shape[0] - FRAME_SAMPLES + 1, FRAME_SAMPLES):
+        r = ep.process(audio[i : i + FRAME_SAMPLES])
+        if r is not None:
+            out.append(r)
+    return out
+
+
+# ---------------------------------------------------------------------------- endpointing
+
+
+def test_utterance_ends_after_trailing_silence_with_pre_roll(fixtures_dir):
+    cfg = EndpointConfig(trailing_silence_ms=500, pre_roll_ms=300)
+    ep = Endpointer(cfg)
+    ep.start(0)
+    out = _run_endpointer(ep, recording(1.0, "wfw_turn_on_the_living_room_lamp.wav", 2.0))
+    assert isinstance(out[0], SpeechStart)
+    end = out[1]
+    assert isinstance(end, UtteranceEnd) and end.reason == "silence"
+    assert end.trailing_silence_ms == 500
+    # speech runs ~1.28..2.2 s; the utterance starts ≤300 ms before the voiced run and ends 0.5 s after it
+    assert 1.0 <= out[0].audio_time_s <= 1.4
+    assert 2.5 < end.audio_time_s < 3.4
+    assert 1.2 < end.duration_s < 2.4
+
+
+def test_longer_trailing_silence_bridges_a_pause(fixtures_dir):
+    audio = recording(0.3, "wfw_turn_on_the_living_room_lamp.wav", 0.8, "wfw_turn_on_the_living_room_lamp.wav", 2.0)
+    short = Endpointer(EndpointConfig(trailing_silence_ms=300))
+    short.start(0)
+    long = Endpointer(EndpointConfig(trailing_silence_ms=1500))
+    long.start(0)
+    first = [r for r in _run_endpointer(short, audio) if isinstance(r, UtteranceEnd)][0]
+    whole = [r for r in _run_endpointer(long, audio) if isinstance(r, UtteranceEnd)][0]
+    assert whole.duration_s > first.duration_s + 1.5
+
+
+def test_max_utterance_length(fixtures_dir):
+    ep = Endpointer(EndpointConfig(max_utterance_s=2.0))
+    ep.start(0)
+    out = _run_endpointer(ep, recording("oww_negative_reference.wav"))
+    end = [r for r in out if isinstance(r, UtteranceEnd)][0]
+    assert end.reason == "max_length"
+    assert abs(end.duration_s - 2.0) < 0.35
+
+
+def test_no_speech_timeout():
+    ep = Endpointer(EndpointConfig(no_speech_timeout_s=1.5))
+    ep.start(0)
+    out = _run_endpointer(ep, np.zeros(3 * SAMPLE_RATE, dtype=np.int16))
+    assert len(out) == 1 and isinstance(out[0], NoSpeechTimeout)
+    assert abs(out[0].audio_time_s - 1.5) < 0.05
+
+
+def test_first_syllable_is_kept(config, asr):
+    """The captured utterance starts before the voiced run, so Whisper hears the first word."""
+    ep = Endpointer(config.endpoint)
+    ep.start(0)
+    out = _run_endpointer(ep, recording(1.0, "wfw_turn_on_the_living_room_lamp.wav", 1.0))
+    end = [r for r in out if isinstance(r, UtteranceEnd)][0]
+    assert normalize_transcript(asr.transcribe(end.audio).text) == "turn on the living room lamp"
+
+
+# ---------------------------------------------------------------------------- ASR
+
+
+def test_transcripts_of_real_clips(asr, fixtures_dir):
+    r = asr.transcribe(read_audio(fixtures_dir / "audio" / "wfw_turn_on_the_living_room_lamp.wav"))
+    assert normalize_transcript(r.text) == "turn on the living room lamp"
+    assert r.real_time_factor > 0
+    r = asr.transcribe(read_audio(fixtures_dir / "audio" / "rhino_test_within_context.wav"))
+    assert "americano" in normalize_transcript(r.text)
+
+
+def test_silence_gives_no_words(asr):
+    assert asr.transcribe(np.zeros(2 * SAMPLE_RATE, dtype=np.int16)).text == ""
+
+
+def test_hotwords_are_accepted(asr, fixtures_dir):
+    r = asr.transcribe(read_audio(fixtures_dir / "audio" / "wfw_turn_on_the_living_room_lamp.wav"), hotwords=["Living Room Lamp", "Kitchen"])
+    assert normalize_transcript(r.text) == "turn on the living room lamp"
+
+
+def test_strip_wake_phrase():
+    assert strip_wake_phrase("Hey Jarvis, turn on the lamp.", ["hey jarvis"]) == "turn on the lamp."
+    assert strip_wake_phrase("Jarvis. Turn on the lamp.", ["hey jarvis"]) == "Turn on the lamp."
+    assert strip_wake_phrase("Turn on the lamp.", ["hey jarvis"]) == "Turn on the lamp."
+
+
+def test_corrupt_asr_model_is_reported(config, tmp_path):
+    bad = tmp_path / "whisper"
+    bad.mkdir()
+    (bad / "model.bin").write_bytes(b"not a model" * 100)
+    (bad / "config.json").write_text("{}")
+    with pytest.raises(ModelError, match="cannot load the ASR model"):
+        load_asr(config.with_overrides({"asr.model": str(bad)}), model_store(config))
+    with pytest.raises(ModelError, match="lacks model.bin"):
+        load_asr(config.with_overrides({"asr.model": str(tmp_path)}), model_store(config))
+
+
+# ---------------------------------------------------------------------------- TTS
+
+
+def test_sentence_splitter_streams():
+    s = SentenceSplitter()
+    assert s.feed("Hello there") == []
+    assert s.feed(". It is 3.5 degrees") == ["Hello there."]
+    assert s.feed(" outside. Dr. Who is ") == ["It is 3.5 degrees outside."]
+    assert s.feed("here!\nNext") == ["Dr. Who is here!"]
+    assert s.flush() == ["Next"]
+
+
+def test_tts_speaks_each_sentence_with_plausible_duration(tts):
+    text = "The living room lamp is on. The kitchen is at twenty one degrees. Your timer has five minutes left."
+    chunks = list(tts.synthesize(text))
+    assert len(chunks) == 3
+    seconds = sum(c.shape[0] for c in chunks) / tts.sample_rate
+    words = len(text.split())
+    assert 1.5 < words / seconds < 4.5  # people speak about 2.5 words per second
+    assert tts.sample_rate == 22050
+
+
+def test_tts_round_trip_through_asr(tts, asr):
+    audio, first_ms = tts.synthesize_all("Turn off the kitchen lights.")
+    from assistant.audio import resample
+
+    heard = asr.transcribe(resample(audio, tts.sample_rate, SAMPLE_RATE)).text
+    assert normalize_transcript(heard) == "turn off the kitchen lights"
+    assert first_ms > 0
+
+
+def test_corrupt_voice_is_reported(config, tmp_path):
+    voice = tmp_path / "v.onnx"
+    voice.write_bytes(b"\x08garbage" * 10)
+    (tmp_path / "v.onnx.json").write_text('{"audio": {"sample_rate": 22050}}')
+    with pytest.raises(ModelError):
+        load_tts(config.with_overrides({"tts.voice": str(voice)}), model_store(config))
+    with pytest.raises(ModelError, match="does not exist"):
+        load_tts(config.with_overrides({"tts.voice": str(tmp_path / "none.onnx")}), model_store(config))
+
+
+def test_store_refuses_a_tampered_model(config, tmp_path):
+    """A store file changed on disk fails verification and is never loaded."""
+    import shutil
+
+    from assistant.store import ModelStore
+
+    store = ModelStore(tmp_path / "store")
+    src = model_store(config).model_dir("hey_jarvis")
+    shutil.copytree(src, store.model_dir("hey_jarvis"))
+    assert store.resolve("hey_jarvis", "wake").exists()
+    with open(store.model_dir("hey_jarvis") / "hey_jarvis_v0.1.onnx", "r+b") as f:
+        f.seek(1000)
+        f.write(b"\x00\x01\x02\x03")
+    with pytest.raises(ModelError, match="failed verification and will not be loaded"):
+        store.resolve("hey_jarvis", "wake")
+
+
+# ---------------------------------------------------------------------------- the pipeline
+
+
+def test_pipeline_wake_and_command(config):
+    bus = EventBus()
+    events = bus.record()
+    speech = asyncio.run(load_speech(config, tts=False))
+    pipeline = Pipeline(config, speech.listener, asr=speech.asr, bus=bus)
+    audio = recording(0.5, "hey_jarvis.wav", 0.3, "wfw_turn_on_the_living_room_lamp.wav", 1.0)
+    asyncio.run(pipeline.run(ArraySource(audio)))
+    wakes = [e for e in events if isinstance(e, WakeDetected)]
+    finals = [e for e in events if isinstance(e, FinalTranscript)]
+    assert len(wakes) == 1
+    assert [normalize_transcript(f.text) for f in finals] == ["turn on the living room lamp"]
+    stages = {e.stage for e in events if isinstance(e, StageTiming)}
+    assert {"wake", "endpoint", "asr"} <= stages
+    assert [e.reason for e in events if isinstance(e, SpeechEnded)] == ["silence"]
+
+
+def test_pipeline_speaks_replies_sentence_by_sentence(config, tmp_path):
+    """The first sentence is synthesised and written before the responder has finished."""
+    speech = asyncio.run(load_speech(config, wake=False, asr=False))
+    order: list[str] = []
+
+    class SlowResponder:
+        async def respond(self, text, *, turn):
+            yield "First sentence here. "
+            await asyncio.sleep(0.5)
+            order.append("responder done")
+            yield "Second sentence."
+
+    class RecordingSink(WavSink):
+        async def play(self, samples, rate):
+            order.append("audio")
+            await super().play(samples, rate)
+
+    sink = RecordingSink(tmp_path / "reply.wav")
+    pipeline = Pipeline(config, None, tts=speech.tts, responder=SlowResponder(), sink=sink)
+    reply = asyncio.run(pipeline.handle_text("hello"))
+    asyncio.run(sink.close())
+    assert reply == "First sentence here. Second sentence."
+    assert order.index("audio") < order.index("responder done")
+    assert re.search(r"audio", " ".join(order[order.index("responder done") :]))
