@@ -272,6 +272,8 @@ class HomeConfig(_Section):
     """Home control."""
 
     backend: Literal["simulated", "home_assistant", "mqtt"] = "simulated"
+    area: str = ""
+    """The area this assistant is in: "turn on the lights" with no place means the lights here."""
     simulated_home: Path | None = None
     """YAML home for the simulated backend; None = the bundled demo home."""
     home_assistant: HomeAssistantConfig = HomeAssistantConfig()
