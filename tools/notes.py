@@ -25,11 +25,9 @@ def documents_dir(context: PluginContext) -> Path:
 
 
 def _list_name(name: str | None) -> str:
+    """``None`` → "shopping list"; "Chores" → "chores list"; "to do list" stays."""
     n = (name or DEFAULT_LIST).strip().casefold()
-    for suffix in (" list",):
-        if n.endswith(suffix) and n != DEFAULT_LIST:
-            n = n[: -len(suffix)].strip() + " list"
-    return n
+    return n if n.endswith(" list") else f"{n} list"
 
 
 class Notes(Toolbox):
@@ -110,7 +108,14 @@ class Notes(Toolbox):
         self._sql("INSERT INTO items VALUES (?, ?, 0, ?)", (name, item, time.time()))
         return {"say": f"Added {item} to your {name}.", "list": name, "item": item}
 
-    @tool(risk=Risk.HOME)
+    @tool(
+        risk=Risk.HOME,
+        templates=[
+            "(check [off]|complete|remove|delete|cross [off]|tick [off]) {item} [off] (from|on|in|off) my shopping list",
+            "(check [off]|complete|remove|delete|cross [off]|tick [off]) {item} [off] (from|on|in|off) my list",
+            "(check [off]|complete|remove|delete|cross [off]|tick [off]) {item} [off] (from|on|in|off) my {list_name} list",
+        ],
+    )
     def list_complete(self, item: str, list_name: str | None = None) -> dict:
         """Check an item off a list.
 

@@ -292,9 +292,14 @@ class HomeTools(Toolbox):
             area: Area name.
         """
         m = match_targets(self.snap, name=name, area=self._place(name, area, None), domain=["climate"])
+        if (m.error or not m.entities) and not name:
+            m = match_targets(self.snap, domain=["climate"])
         if m.error or not m.entities:
-            m = match_targets(self.snap, name=name, domain=["climate"]) if not name else m
-        if m.error or not m.entities:
+            # "what is the furnace temperature": a temperature sensor answers too
+            s = match_targets(self.snap, name=name, area=area, domain=["sensor"], device_class=["temperature"])
+            if s.entities:
+                e = s.entities[0]
+                return {"say": f"{e.name} is {spoken_state(e)}.", "temperature": e.state, "entity": e.id}
             raise ToolError(m.error or "There is no thermostat.")
         e = m.entities[0]
         t = e.attributes.get("current_temperature")

@@ -1,0 +1,251 @@
+"""The template fast path: sentence templates → intent + slots → tool call, with no LLM.
+
+Home commands are matched with hassil against Home Assistant's own English sentence templates
+(the ``home-assistant-intents`` package), with the area, floor and device names the home backend
+reports as slot lists, exactly as Home Assistant's default conversation agent does. Tool plugins
+contribute their own templates (``@tool(templates=[...])``); each becomes an intent whose slots
+are the tool's parameters. A match is turned into one tool call by :data:`INTENT_TOOLS`.
+
+It answers in about a millisecond or two (see ``benchmarks``), and returns None when nothing
+matches, so the router can hand the request to the LLM.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, get_origin
+
+from ..errors import MissingDependencyError, require
+from ..toolkit.api import Tool, literal_values
+from ..toolkit.registry import ToolRegistry
+
+__all__ = ["FastMatch", "FastPath", "INTENT_TOOLS", "UNSERVED_INTENTS"]
+
+log = logging.getLogger(__name__)
+
+_HOME_ARGS = ("name", "area", "floor", "domain", "device_class")
+_TIMER_ARGS = ("name", "area", "start_hours", "start_minutes", "start_seconds")
+
+
+def _pick(slots: dict[str, Any], keys: tuple[str, ...], **renames: str) -> dict[str, Any]:
+    out = {k: slots[k] for k in keys if k in slots}
+    for new, old in renames.items():
+        if old in slots:
+            out[new] = slots[old]
+    for k in ("domain", "device_class"):
+        if k in out and isinstance(out[k], str):
+            out[k] = [out[k]]
+    return out
+
+
+def _duration(slots: dict[str, Any]) -> dict[str, Any]:
+    return {k: int(slots[k]) for k in ("hours", "minutes", "seconds") if k in slots}
+
+
+IntentMapper = Callable[[dict[str, Any]], tuple[str, dict[str, Any]] | None]
+
+INTENT_TOOLS: dict[str, IntentMapper] = {
+    "HassTurnOn": lambda s: ("home_turn_on", _pick(s, _HOME_ARGS)),
+    "HassTurnOff": lambda s: ("home_turn_off", _pick(s, _HOME_ARGS)),
+    "HassToggle": lambda s: ("home_toggle", _pick(s, ("name", "area", "floor", "domain"))),
+    "HassLightSet": lambda s: ("home_set_light", _pick(s, ("name", "area", "floor", "brightness", "color"))),
+    "HassGetState": lambda s: ("home_get_state", _pick(s, (*_HOME_ARGS, "state"))),
+    "HassSetPosition": lambda s: ("home_set_position", _pick(s, ("name", "area", "domain", "device_class", "position"))),
+    "HassClimateSetTemperature": lambda s: ("home_set_temperature", _pick(s, ("name", "area", "floor", "temperature"))),
+    "HassClimateGetTemperature": lambda s: ("home_get_temperature", _pick(s, ("name", "area"))),
+    "HassMediaPause": lambda s: ("home_media", {"action": "pause", **_pick(s, ("name", "area"))}),
+    "HassMediaUnpause": lambda s: ("home_media", {"action": "resume", **_pick(s, ("name", "area"))}),
+    "HassMediaNext": lambda s: ("home_media", {"action": "next", **_pick(s, ("name", "area"))}),
+    "HassMediaPrevious": lambda s: ("home_media", {"action": "previous", **_pick(s, ("name", "area"))}),
+    "HassSetVolume": lambda s: ("home_set_volume", {"volume": s["volume_level"], **_pick(s, ("name", "area"))}),
+    "HassVacuumStart": lambda s: ("home_turn_on", {**_pick(s, ("name", "floor", "area")), "domain": ["vacuum"]}),
+    "HassVacuumReturnToBase": lambda s: ("home_turn_off", {**_pick(s, ("name", "area")), "domain": ["vacuum"]}),
+    "HassStartTimer": lambda s: ("timer_start", {**_duration(s), **_pick(s, ("name",))}),
+    "HassCancelTimer": lambda s: ("timer_cancel", _pick(s, _TIMER_ARGS)),
+    "HassCancelAllTimers": lambda s: ("timer_cancel_all", _pick(s, ("area",))),
+    "HassTimerStatus": lambda s: ("timer_status", _pick(s, _TIMER_ARGS)),
+    "HassIncreaseTimer": lambda s: ("timer_add_time", {**_duration(s), **_pick(s, _TIMER_ARGS)}),
+    "HassDecreaseTimer": lambda s: ("timer_remove_time", {**_duration(s), **_pick(s, _TIMER_ARGS)}),
+    "HassPauseTimer": lambda s: ("timer_pause", _pick(s, _TIMER_ARGS)),
+    "HassUnpauseTimer": lambda s: ("timer_resume", _pick(s, _TIMER_ARGS)),
+    "HassGetCurrentTime": lambda s: ("clock_time", {}),
+    "HassGetCurrentDate": lambda s: ("clock_date", {}),
+    "HassShoppingListAddItem": lambda s: ("list_add", {"item": s["item"]}),
+    "HassShoppingListCompleteItem": lambda s: ("list_complete", {"item": s["item"]}),
+    "HassListAddItem": lambda s: ("list_add", {"item": s["item"], "list_name": s.get("name")}),
+    "HassListCompleteItem": lambda s: ("list_complete", {"item": s["item"], "list_name": s.get("name")}),
+    "HassNevermind": lambda s: None,
+    "HassRespond": lambda s: None,
+}
+"""How each Home Assistant intent becomes a call of a built-in tool (None = answered without a tool)."""
+
+UNSERVED_INTENTS = {
+    "HassGetWeather": "no built-in weather tool (a plugin can add one)",
+    "HassBroadcast": "no other satellites to broadcast to",
+    "HassMediaSearchAndPlay": "no media library search tool",
+}
+"""Home Assistant intents the built-in tools do not serve, and why (left to the LLM or plugins)."""
+
+
+@dataclass
+class FastMatch:
+    """A fast-path match."""
+
+    intent: str
+    """Home Assistant intent name, or ``tool:<name>`` for a plugin template."""
+    slots: dict[str, Any]
+    """Slot values as hassil matched them."""
+    tool: str | None
+    """The tool to call, or None for intents answered without a tool (nevermind)."""
+    arguments: dict[str, Any] = field(default_factory=dict)
+    context: dict[str, Any] = field(default_factory=dict)
+    match_ms: float = 0.0
+    text: str = ""
+    """The sentence that matched."""
+
+
+class FastPath:
+    """Template matching over Home Assistant's sentences and plugin templates.
+
+    Args:
+        registry: The tools (for plugin templates, and to check mapped tools exist).
+        language: Sentence language (``"en"``).
+        area: The assistant's own area ("turn on the lights" then means the lights here).
+
+    Raises:
+        MissingDependencyError: hassil or home-assistant-intents is not installed.
+    """
+
+    def __init__(self, registry: ToolRegistry, language: str = "en", area: str = "") -> None:
+        hassil = require("hassil", "fastpath", "the template fast path")
+        intents_pkg = require("home_assistant_intents", "fastpath", "the template fast path")
+        self._hassil = hassil
+        self.registry = registry
+        self.language = language
+        self.area = area
+        data = intents_pkg.get_intents(language)
+        if data is None:
+            raise MissingDependencyError(f"home-assistant-intents has no sentences for language {language!r}")
+        self._plugin_tools: dict[str, Tool] = {}
+        self._add_plugin_templates(data)
+        self.intents = hassil.Intents.from_dict(data)
+        self.slot_lists: dict[str, Any] = {}
+        self.refresh()
+        self.match("turn on the light")  # hassil compiles lazily: pay that at start-up, not on the first request
+
+    # ------------------------------------------------------------------ plugin templates
+
+    def _add_plugin_templates(self, data: dict[str, Any]) -> None:
+        lists = data.setdefault("lists", {})
+        for t in self.registry.tools.values():
+            if not t.templates:
+                continue
+            sentences = []
+            for template in t.templates:
+                def bind(m: re.Match, _t: Tool = t) -> str:
+                    slot = m.group(1)
+                    return "{" + f"{_t.name}__{slot}:{slot}" + "}"
+
+                sentences.append(re.sub(r"\{(\w+)\}", bind, template))
+            for pname in t.args_model.model_fields:
+                field_info = t.args_model.model_fields[pname]
+                lists[f"{t.name}__{pname}"] = _slot_list_for(field_info.annotation)
+            data["intents"][f"tool:{t.name}"] = {"data": [{"sentences": sentences, "metadata": {"plugin": t.plugin}}]}
+            self._plugin_tools[f"tool:{t.name}"] = t
+
+    # ------------------------------------------------------------------ slot lists from the home
+
+    def refresh(self) -> None:
+        """Rebuild the area/floor/name slot lists from the home backend (after devices change)."""
+        TextSlotList = self._hassil.TextSlotList
+        home = self.registry.service("home")
+        if home is None:
+            self.slot_lists = {}
+            return
+        snap = home.snapshot()
+        names = []
+        for e in snap.entities:
+            ctx = {"domain": e.domain, **{k: v for k, v in e.attributes.items() if isinstance(v, (str, int, float))}}
+            names.extend((n, n, ctx) for n in e.names())
+        self.slot_lists = {
+            "area": TextSlotList.from_strings([n for a in snap.areas for n in (a.name, *a.aliases)], allow_template=False),
+            "floor": TextSlotList.from_strings([n for f in snap.floors for n in (f.name, *f.aliases)], allow_template=False),
+            "name": TextSlotList.from_tuples(names, allow_template=False),
+        }
+
+    def hotwords(self, limit: int = 40) -> list[str]:
+        """Area and device names, to bias speech recognition towards them."""
+        out: list[str] = []
+        for key in ("area", "name"):
+            lst = self.slot_lists.get(key)
+            if lst is None:
+                continue
+            for v in lst.values:
+                text = str(v.value_out)
+                if text not in out:
+                    out.append(text)
+        return out[:limit]
+
+    # ------------------------------------------------------------------ matching
+
+    def match(self, text: str, context: dict[str, Any] | None = None) -> FastMatch | None:
+        """Match a request.
+
+        Args:
+            text: The transcript or typed request.
+            context: Intent context, e.g. ``{"area": "Kitchen"}``; default: the assistant's area.
+
+        Returns:
+            The match with its tool call, or None when no template matches (or the matched
+            intent is not served by any tool here).
+        """
+        t0 = time.perf_counter()
+        if context is None:
+            context = {"area": self.area} if self.area else {}
+        clean = text.strip()
+        if not clean:
+            return None
+        result = self._hassil.recognize_best(
+            clean, self.intents, slot_lists=self.slot_lists, intent_context=context,
+            language=self.language, best_metadata_key="plugin", best_slot_name="name",
+        )
+        ms = (time.perf_counter() - t0) * 1000.0
+        if result is None:
+            return None
+        slots = {e.name: e.value for e in result.entities.values()}
+        name = result.intent.name
+        if name in self._plugin_tools:
+            tool = self._plugin_tools[name]
+            return FastMatch(name, slots, tool.name, dict(slots), dict(result.context or {}), ms, clean)
+        mapper = INTENT_TOOLS.get(name)
+        if mapper is None:
+            return None  # an intent we do not serve: let the LLM try
+        mapped = mapper(slots)
+        if mapped is None:
+            return FastMatch(name, slots, None, {}, dict(result.context or {}), ms, clean)
+        tool_name, args = mapped
+        if tool_name not in self.registry.tools:
+            return None  # the tool is blocked or its plugin is off
+        if context.get("area") and tool_name.startswith("home_") and not any(k in args for k in ("name", "area", "floor")):
+            args["area"] = context["area"]  # "turn on the lights" here
+        return FastMatch(name, slots, tool_name, args, dict(result.context or {}), ms, clean)
+
+
+def _slot_list_for(annotation: Any) -> dict[str, Any]:
+    """A hassil slot list (in intents-JSON form) for a tool parameter's type."""
+    values = literal_values(annotation)
+    if values:
+        return {"values": values}
+    base = annotation
+    args = getattr(annotation, "__args__", ())
+    if args and get_origin(annotation) is not None:
+        non_none = [a for a in args if a is not type(None)]
+        base = non_none[0] if non_none else annotation
+    if base is int:
+        return {"range": {"from": 0, "to": 1000}}
+    if base is float:
+        return {"range": {"from": 0, "to": 1000, "fractions": "halves"}}
+    return {"wildcard": True}
