@@ -12,7 +12,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from .config import Config
 from .speech.asr import SpeechRecognizer
@@ -22,7 +22,13 @@ from .speech.tts import SpeechSynthesizer
 from .speech.wake import WakeStage, WakeVerifier, WakeWordModel
 from .store import ModelStore
 
-__all__ = ["Speech", "load_speech", "model_store"]
+if TYPE_CHECKING:
+    from .bus import EventBus
+    from .controller.fastpath import FastPath
+    from .controller.router import Router
+    from .toolkit.registry import ConfirmHook, ToolRegistry
+
+__all__ = ["Controller", "Speech", "build_controller", "load_speech", "model_store"]
 
 log = logging.getLogger(__name__)
 
@@ -105,3 +111,61 @@ async def load_speech(
     if listener is not None and recognizer is not None and config.wake.verify.enabled:
         verifier = WakeVerifier(recognizer, config.wake.verify, wake_model.names)
     return Speech(listener=listener, asr=recognizer if asr else None, tts=loaded.get("tts"), verifier=verifier)
+
+
+@dataclass
+class Controller:
+    """The tools and the router built from the config."""
+
+    registry: "ToolRegistry"
+    router: "Router"
+    fast_path: "FastPath | None"
+
+    def hotwords(self) -> list[str]:
+        return self.fast_path.hotwords() if self.fast_path is not None else []
+
+    async def close(self) -> None:
+        if self.router.local is not None:
+            self.router.local.close()
+        if self.router.remote is not None:
+            await self.router.remote.close()
+        await self.registry.close()
+
+
+async def build_controller(
+    config: Config,
+    bus: "EventBus",
+    *,
+    confirm: "ConfirmHook | None" = None,
+    llm: bool = True,
+    remote: bool = True,
+    notice: Notice | None = None,
+    store: ModelStore | None = None,
+) -> Controller:
+    """Load the tool plugins and build the router with the tiers the config enables.
+
+    Raises:
+        ModelError, MissingDependencyError: The local LLM is enabled but cannot be loaded.
+    """
+    from .controller.fastpath import FastPath  # noqa: PLC0415
+    from .controller.router import Router  # noqa: PLC0415
+    from .toolkit.registry import ToolRegistry  # noqa: PLC0415
+
+    registry = await ToolRegistry.create(config, bus, confirm=confirm)
+    for err in registry.errors:
+        log.warning(err)
+    fast = FastPath(registry, config.fastpath.language, config.home.area) if config.fastpath.enabled else None
+    local = None
+    if llm and config.llm.enabled:
+        from .controller.local_llm import LocalController, load_llm  # noqa: PLC0415
+
+        store = store or model_store(config)
+        engine = await asyncio.to_thread(load_llm, _resolve(store, config.llm.model, "llm", notice), config.llm)
+        local = LocalController(engine, registry, bus, config.llm)
+    tier = None
+    if remote and config.remote.endpoints:
+        from .controller.remote import RemoteTier  # noqa: PLC0415
+
+        tier = RemoteTier(config, registry, bus)
+    router = Router(config, registry, bus, fast_path=fast, local=local, remote=tier, confirm=confirm)
+    return Controller(registry=registry, router=router, fast_path=fast)

@@ -71,6 +71,7 @@ def tool(
             tool returns ``Risk.SECURITY`` when the target is a lock or a garage door); for a
             Toolbox method, the name of another method of the toolbox.
         confirm_prompt: Question asked before a risky call; ``{arg}`` placeholders are filled in.
+            For a Toolbox method, it may name another method that returns the question.
 
     Usable bare (``@tool``) or with options (``@tool(risk=Risk.HOME)``).
     """
@@ -123,7 +124,7 @@ class Tool:
     templates: tuple[str, ...] = ()
     timeout_s: float | None = None
     escalate: Callable[..., Any] | None = None
-    confirm_prompt: str | None = None
+    confirm_prompt: str | Callable[..., str] | None = None
     plugin: str = ""
     """Name of the plugin (entry point) that registered it."""
     param_docs: dict[str, str] = field(default_factory=dict)
@@ -197,13 +198,17 @@ def tool_from_function(func: Callable, *, plugin: str = "", spec: ToolSpec | Non
         if owner is None or not hasattr(owner, escalate):
             raise TypeError(f"tool {name!r}: escalate={escalate!r} names no method of its toolbox")
         escalate = getattr(owner, escalate)
+    confirm_prompt: Any = spec.confirm_prompt
+    owner = getattr(func, "__self__", None)
+    if isinstance(confirm_prompt, str) and confirm_prompt.isidentifier() and owner is not None and hasattr(owner, confirm_prompt):
+        confirm_prompt = getattr(owner, confirm_prompt)  # a method that words the question
     model = pydantic.create_model(f"{name}_args", __config__=pydantic.ConfigDict(extra="forbid"), **fields)
     schema = _clean_schema(model.model_json_schema())
     schema.setdefault("properties", {})
     return Tool(
         name=name, description=description, parameters=schema, risk=spec.risk, func=func,
         is_async=inspect.iscoroutinefunction(func), args_model=model, templates=spec.templates,
-        timeout_s=spec.timeout_s, escalate=escalate, confirm_prompt=spec.confirm_prompt,
+        timeout_s=spec.timeout_s, escalate=escalate, confirm_prompt=confirm_prompt,
         plugin=plugin, param_docs=param_docs,
     )
 

@@ -313,7 +313,12 @@ class ToolRegistry:
         return risk.value in policy.confirm_risks
 
     def _prompt(self, tool: Tool, args: dict[str, Any], risk: Risk) -> str:
-        if tool.confirm_prompt:
+        if callable(tool.confirm_prompt):
+            try:
+                return str(tool.confirm_prompt(**args))
+            except Exception:  # noqa: BLE001 - fall back to the generic question
+                pass
+        elif tool.confirm_prompt:
             try:
                 return tool.confirm_prompt.format(**{k: ("" if v is None else v) for k, v in args.items()})
             except (KeyError, IndexError, ValueError):

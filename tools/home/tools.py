@@ -113,6 +113,31 @@ class HomeTools(Toolbox):
                 return Risk.SECURITY
         return Risk.HOME
 
+    def _confirm_text(self, verb: str, **kw: Any) -> str:
+        m = match_targets(self.snap, **{k: kw.get(k) for k in ("name", "area", "floor", "domain", "device_class")})
+        if len(m.entities) == 1:
+            e = m.entities[0]
+            words = {
+                ("lock", "turn_on"): "lock", ("lock", "turn_off"): "unlock", ("cover", "turn_on"): "open",
+                ("cover", "turn_off"): "close", ("alarm_control_panel", "turn_on"): "arm", ("alarm_control_panel", "turn_off"): "disarm",
+            }
+            action = words.get((e.domain, verb), verb.replace("_", " "))
+            return f"Do you want me to {action} the {e.name}?"
+        names = ", ".join(e.name for e in m.entities[:4])
+        return f"This affects {names}. Go ahead?"
+
+    def _confirm_on(self, **kw: Any) -> str:
+        return self._confirm_text("turn_on", **kw)
+
+    def _confirm_off(self, **kw: Any) -> str:
+        return self._confirm_text("turn_off", **kw)
+
+    def _confirm_toggle(self, **kw: Any) -> str:
+        return self._confirm_text("toggle", **kw)
+
+    def _confirm_position(self, **kw: Any) -> str:
+        return self._confirm_text("set the position of", **kw).replace("set the position of", f"set to {kw.get('position')} percent")
+
     def _place(self, name: str | None, area: str | None, floor: str | None) -> str | None:
         if not (name or area or floor) and self.default_area:
             return self.default_area
@@ -143,7 +168,7 @@ class HomeTools(Toolbox):
     def _escalate(self, name: str | None = None, area: str | None = None, floor: str | None = None, domain=None, device_class=None, **_: Any) -> Risk:
         return self._security_risk(name=name, area=self._place(name, area, floor), floor=floor, domain=domain, device_class=device_class)
 
-    @tool(risk=Risk.HOME, escalate="_escalate")
+    @tool(risk=Risk.HOME, escalate="_escalate", confirm_prompt="_confirm_on")
     async def home_turn_on(
         self,
         name: str | None = None,
@@ -163,7 +188,7 @@ class HomeTools(Toolbox):
         """
         return await self._verb("turn_on", name, area, floor, domain, device_class)
 
-    @tool(risk=Risk.HOME, escalate="_escalate")
+    @tool(risk=Risk.HOME, escalate="_escalate", confirm_prompt="_confirm_off")
     async def home_turn_off(
         self,
         name: str | None = None,
@@ -183,7 +208,7 @@ class HomeTools(Toolbox):
         """
         return await self._verb("turn_off", name, area, floor, domain, device_class)
 
-    @tool(risk=Risk.HOME, escalate="_escalate")
+    @tool(risk=Risk.HOME, escalate="_escalate", confirm_prompt="_confirm_toggle")
     async def home_toggle(
         self,
         name: str | None = None,
@@ -238,7 +263,7 @@ class HomeTools(Toolbox):
             parts.append(color)
         return {"say": f"Set {what} to {' and '.join(parts)}.", "entities": [{"id": e.id, "state": e.state, "attributes": e.attributes} for e in changed]}
 
-    @tool(risk=Risk.HOME, escalate="_escalate")
+    @tool(risk=Risk.HOME, escalate="_escalate", confirm_prompt="_confirm_position")
     async def home_set_position(
         self,
         position: int,

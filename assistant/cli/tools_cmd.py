@@ -1,0 +1,191 @@
+"""``assistant tools list | describe | call`` and ``assistant ask``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tomllib
+from typing import Any
+
+from ..app import build_controller, load_speech
+from ..audio.io import WavSink
+from ..bus import EventBus
+from ..config import Config
+from ..errors import AssistantError, ToolError
+from ..events import (
+    ErrorEvent,
+    Event,
+    RemoteCall,
+    RouteDecided,
+    StageTiming,
+    ToolCallFinished,
+    ToolCallStarted,
+    to_dict,
+)
+from ..pipeline import Pipeline
+from ..toolkit.registry import ConfirmationRequest, ConfirmHook, ToolRegistry
+from . import warn
+
+__all__ = ["register", "terminal_confirm"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ask", help="answer a typed request through the same router as voice")
+    p.add_argument("text", help='the request, e.g. "turn on the living room lamp"')
+    p.add_argument("--json", action="store_true", help="machine-readable output (one JSON object)")
+    p.add_argument("--yes", action="store_true", help="confirm risky tool calls without asking")
+    p.add_argument("--no-llm", action="store_true", help="fast path only (no local LLM)")
+    p.add_argument("--output", "-o", metavar="FILE", help="also speak the reply into this WAV file")
+    p.set_defaults(func=ask)
+
+    p = sub.add_parser("tools", help="list, describe or call tools")
+    tsub = p.add_subparsers(dest="tools_command", metavar="ACTION", required=True)
+    q = tsub.add_parser("list", help="the tools that are loaded, and plugins that failed")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=tools_list)
+    q = tsub.add_parser("describe", help="a tool's description, risk, arguments (JSON schema) and templates")
+    q.add_argument("name")
+    q.set_defaults(func=tools_describe)
+    q = tsub.add_parser("call", help="call a tool directly")
+    q.add_argument("name")
+    q.add_argument("--arg", "-a", action="append", default=[], metavar="KEY=VALUE", help="argument (value parsed as TOML, else a string)")
+    q.add_argument("--yes", action="store_true", help="confirm without asking")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=tools_call)
+
+
+def terminal_confirm(auto_yes: bool) -> ConfirmHook:
+    """Confirmation on the terminal: a y/N prompt, or --yes."""
+
+    async def confirm(req: ConfirmationRequest) -> bool:
+        if auto_yes:
+            return True
+        if not sys.stdin.isatty():
+            warn(f"'{req.tool.name}' needs confirmation ({req.risk.value}): {req.prompt} -- not confirmed; add --yes to allow it")
+            return False
+        answer = await asyncio.to_thread(input, f"{req.prompt} [y/N] ")
+        return answer.strip().lower() in ("y", "yes")
+
+    return confirm
+
+
+def _parse_arg(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise ToolError(f"--arg {text!r} is not KEY=VALUE", hint='e.g. --arg name="Kitchen Light" --arg brightness=40')
+    key, raw = text.split("=", 1)
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key.strip(), value
+
+
+async def _registry(config: Config, confirm: ConfirmHook | None = None) -> ToolRegistry:
+    return await ToolRegistry.create(config, EventBus(), confirm=confirm)
+
+
+async def tools_list(args: argparse.Namespace, config: Config) -> int:
+    reg = await _registry(config)
+    try:
+        if args.json:
+            print(json.dumps({"tools": [t.summary() for t in reg.tools.values()], "errors": reg.errors}, indent=2))
+            return 0
+        width = max((len(n) for n in reg.tools), default=10)
+        for t in sorted(reg.tools.values(), key=lambda t: (t.plugin, t.name)):
+            templ = f" [{len(t.templates)} templates]" if t.templates else ""
+            print(f"{t.name:{width}s}  {t.risk.value:10s}  {t.plugin:12s} {t.description[:70]}{templ}")
+        for err in reg.errors:
+            print(f"error: {err}", file=sys.stderr)
+        return 0
+    finally:
+        await reg.close()
+
+
+async def tools_describe(args: argparse.Namespace, config: Config) -> int:
+    reg = await _registry(config)
+    try:
+        t = reg.get(args.name)
+        print(json.dumps({"name": t.name, "plugin": t.plugin, "risk": t.risk.value, "description": t.description,
+                          "parameters": t.parameters, "templates": list(t.templates)}, indent=2, ensure_ascii=False))
+        return 0
+    finally:
+        await reg.close()
+
+
+async def tools_call(args: argparse.Namespace, config: Config) -> int:
+    reg = await _registry(config, terminal_confirm(args.yes))
+    try:
+        reg.get(args.name)  # unknown tools fail with suggestions
+        arguments = dict(_parse_arg(a) for a in args.arg)
+        outcome = await reg.call(args.name, arguments)
+        if args.json:
+            print(json.dumps({"ok": outcome.ok, "result": outcome.result, "error": outcome.error, "say": outcome.say,
+                              "refused": outcome.refused, "duration_ms": round(outcome.duration_ms, 2)}, ensure_ascii=False))
+        else:
+            print(json.dumps(outcome.result, indent=2, ensure_ascii=False) if outcome.ok else f"error: {outcome.error}")
+            print(f"say: {outcome.say}")
+        return 0 if outcome.ok else 1
+    finally:
+        await reg.close()
+
+
+class _AskPrinter:
+    def __init__(self) -> None:
+        self.route: dict[str, Any] = {}
+        self.calls: dict[str, dict[str, Any]] = {}
+        self.timings: dict[str, float] = {}
+        self.errors: list[str] = []
+        self.remote: list[dict[str, Any]] = []
+
+    def __call__(self, e: Event) -> None:
+        if isinstance(e, RouteDecided):
+            self.route = {"route": e.route, "reason": e.reason, "intent": e.intent}
+        elif isinstance(e, ToolCallStarted):
+            self.calls[e.call_id] = {"tool": e.tool, "arguments": e.arguments}
+        elif isinstance(e, ToolCallFinished):
+            self.calls.setdefault(e.call_id, {"tool": e.tool}).update(ok=e.ok, result=e.result, error=e.error, ms=e.duration_ms)
+        elif isinstance(e, StageTiming):
+            self.timings[e.stage] = self.timings.get(e.stage, 0.0) + e.ms
+        elif isinstance(e, ErrorEvent):
+            self.errors.append(f"{e.stage}: {e.message}")
+        elif isinstance(e, RemoteCall):
+            self.remote.append(to_dict(e))
+
+
+async def ask(args: argparse.Namespace, config: Config) -> int:
+    if not args.text.strip():
+        raise AssistantError("nothing to ask: the request is empty", hint='e.g. assistant ask "what time is it"')
+    bus = EventBus()
+    printer = _AskPrinter()
+    bus.subscribe(printer)
+    controller = await build_controller(config, bus, confirm=terminal_confirm(args.yes), llm=not args.no_llm, notice=warn)
+    sink = None
+    tts = None
+    if args.output:
+        tts = (await load_speech(config, wake=False, asr=False, notice=warn)).tts
+        sink = WavSink(args.output, config.audio.output_sample_rate)
+    try:
+        pipeline = Pipeline(config, None, tts=tts, responder=controller.router, sink=sink, bus=bus)
+        reply = await pipeline.handle_text(args.text, speak=sink is not None)
+    finally:
+        if sink is not None:
+            await sink.close()
+        await controller.close()
+    calls = list(printer.calls.values())
+    if args.json:
+        print(json.dumps({"request": args.text, **printer.route, "tool_calls": calls, "reply": reply,
+                          "timings_ms": {k: round(v, 2) for k, v in printer.timings.items()}, "errors": printer.errors,
+                          "remote_calls": printer.remote}, ensure_ascii=False))
+        return 0
+    route = printer.route
+    print(f"route:  {route.get('route', '?')} ({route.get('reason', '')})")
+    for c in calls:
+        shown = ", ".join(f"{k}={v!r}" for k, v in (c.get("arguments") or {}).items() if v not in (None, [], ""))
+        status = "ok" if c.get("ok") else f"failed: {c.get('error')}"
+        print(f"tool:   {c['tool']}({shown}) -> {status}")
+        if c.get("ok") and c.get("result") is not None:
+            print(f"result: {json.dumps(c['result'], ensure_ascii=False)[:300]}")
+    print(f"reply:  {reply}")
+    return 0
