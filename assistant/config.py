@@ -322,6 +322,9 @@ class Config(_Section):
     fastpath: FastPathConfig = FastPathConfig()
     search: SearchConfig = SearchConfig()
     service: ServiceConfig = ServiceConfig()
+    plugins: dict[str, dict[str, Any]] = {}
+    """Settings of third-party tool plugins, one table per plugin (``[plugins.weather]``); each
+    plugin validates its own table."""
 
     @field_validator("wake")
     @classmethod

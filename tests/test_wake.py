@@ -130,5 +130,5 @@ def test_second_pass_accepts_the_wake_phrase_and_rejects_false_alarms(config):
     listener = Listener(WakeStage(wake_model, loose.wake), Endpointer(loose.endpoint))
     pipeline = Pipeline(loose, listener, asr=None, bus=bus, verifier=WakeVerifier(asr, loose.wake.verify, wake_model.names))
     asyncio.run(pipeline.run(ArraySource(recording(0.5, "oww_negative_reference.wav", 0.5))))
-    assert [e for e in events if isinstance(e, WakeRejected)]
+    assert [e for e in events if isinstance(e, WakeRejected)], [type(e).__name__ for e in events]
     assert not [e for e in events if isinstance(e, WakeDetected)]

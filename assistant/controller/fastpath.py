@@ -162,8 +162,8 @@ class FastPath:
         """Rebuild the area/floor/name slot lists from the home backend (after devices change)."""
         TextSlotList = self._hassil.TextSlotList
         home = self.registry.service("home")
-        if home is None:
-            self.slot_lists = {}
+        if home is None:  # no home plugin: Home Assistant's templates find no names
+            self.slot_lists = {k: TextSlotList.from_strings([], allow_template=False) for k in ("area", "floor", "name")}
             return
         snap = home.snapshot()
         names = []

@@ -105,6 +105,7 @@ class SpeechRecognizer:
             condition_on_previous_text=False,
             without_timestamps=True,
             vad_filter=False,
+            temperature=0.0,  # greedy only: the same audio always gives the same transcript
         )
         parts = [s.text for s in segments if not (s.no_speech_prob > _NO_SPEECH_PROB and s.avg_logprob < _LOGPROB_FLOOR)]
         text = re.sub(r"\s+", " ", " ".join(parts)).strip()

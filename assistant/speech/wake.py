@@ -39,6 +39,8 @@ __all__ = ["WakeHit", "WakeStage", "WakeVerifier", "WakeWordModel", "phrase_from
 
 OWW_CHUNK = 1280
 """openWakeWord scores every 1280 samples (80 ms at 16 kHz)."""
+MIN_VOICED_S = 0.3
+"""Voice the second pass needs in the wake window (a wake phrase is at least this long)."""
 
 
 class WakeWordModel:
@@ -281,12 +283,19 @@ class WakeVerifier:
     def verify(self, window: np.ndarray) -> tuple[bool, str, float]:
         """Check a wake window (16 kHz int16).
 
+        The window must hold at least :data:`MIN_VOICED_S` of voice (webrtcvad), and Whisper runs
+        unprompted: prompting it with the wake phrase makes it "hear" the phrase in silence.
+
         Returns:
             (accepted, what was heard, compute ms).
         """
         t0 = time.perf_counter()
-        prompt = ", ".join(self.phrases)
-        result = self.asr.transcribe(window, hotwords=self.phrases, initial_prompt=prompt)
+        vad = Vad(2)
+        frames = [window[i : i + FRAME_SAMPLES] for i in range(0, window.shape[0] - FRAME_SAMPLES + 1, FRAME_SAMPLES)]
+        voiced_s = sum(vad.is_speech(f) for f in frames) * FRAME_SAMPLES / SAMPLE_RATE
+        if voiced_s < MIN_VOICED_S:
+            return False, "", (time.perf_counter() - t0) * 1000.0
+        result = self.asr.transcribe(window, initial_prompt="")
         ms = (time.perf_counter() - t0) * 1000.0
         return self.similarity(result.text) >= self.config.min_similarity, result.text, ms
 

@@ -67,6 +67,7 @@ class PluginContext:
 
     Attributes:
         config: The whole (frozen) configuration.
+        settings: The plugin's own table of the config (``[plugins.<entry point name>]``).
         data_dir: A folder of the plugin's own for persistent state (created on demand).
         bus: The event bus (emit events such as a timer firing).
     """
@@ -76,6 +77,11 @@ class PluginContext:
     bus: EventBus
     plugin: str = ""
     services: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """This plugin's table from the config (``[plugins.<name>]``), or {}."""
+        return dict(self.config.plugins.get(self.plugin, {}))
 
     @property
     def data_dir(self) -> Path:

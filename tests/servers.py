@@ -1,0 +1,144 @@
+"""Real servers on loopback for the tests: mosquitto, Home Assistant, llama.cpp's OpenAI-compatible server.
+
+Each helper starts the real program in a subprocess on a free port, waits until it answers, and
+stops it afterwards. When a program is not installed the test is skipped with the command that
+installs it (``scripts/bootstrap --dev`` installs all of them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+HA_VENV = Path(os.environ.get("ASSISTANT_HA_VENV", ROOT / ".cache" / "ha-venv"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stop(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wait_for(check, timeout: float, what: str, proc: subprocess.Popen | None = None, log: Path | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            tail = log.read_text()[-3000:] if log and log.exists() else ""
+            raise RuntimeError(f"{what} exited with code {proc.returncode}:\n{tail}")
+        try:
+            if check():
+                return
+        except Exception:  # noqa: BLE001 - not up yet
+            pass
+        time.sleep(0.2)
+    tail = log.read_text()[-3000:] if log and log.exists() else ""
+    raise RuntimeError(f"{what} did not come up within {timeout:.0f} s:\n{tail}")
+
+
+@contextlib.contextmanager
+def mosquitto(tmp: Path) -> Iterator[tuple[str, int]]:
+    """A mosquitto broker on 127.0.0.1:<free port>, anonymous access."""
+    exe = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+    if exe is None:
+        pytest.skip("mosquitto is not installed (Debian: apt install mosquitto; scripts/bootstrap --dev does it)")
+    port = free_port()
+    conf = tmp / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    log = tmp / "mosquitto.log"
+    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: socket.create_connection(("127.0.0.1", port), 0.5).close() or True, 15, "mosquitto", proc, log)
+        yield "127.0.0.1", port
+    finally:
+        _stop(proc)
+
+
+HA_CONFIG = """\
+homeassistant:
+  name: Test Home
+  latitude: 52.37
+  longitude: 4.89
+  elevation: 0
+  unit_system: metric
+  time_zone: UTC
+  country: NL
+  currency: EUR
+http:
+  server_host: 127.0.0.1
+  server_port: {port}
+api:
+websocket_api:
+config:
+onboarding:
+demo:
+"""
+
+
+def _ha_token(url: str) -> str:
+    """Create the owner through the onboarding API, log in, and mint a long-lived token."""
+    import asyncio
+
+    import websockets
+
+    client_id = url + "/"
+    r = httpx.post(f"{url}/api/onboarding/users", json={"client_id": client_id, "name": "Test", "username": "test", "password": "test-password-1", "language": "en"}, timeout=30)
+    r.raise_for_status()
+    code = r.json()["auth_code"]
+    r = httpx.post(f"{url}/auth/token", data={"grant_type": "authorization_code", "code": code, "client_id": client_id}, timeout=30)
+    r.raise_for_status()
+    access = r.json()["access_token"]
+
+    async def mint() -> str:
+        async with websockets.connect(url.replace("http", "ws") + "/api/websocket") as ws:
+            await ws.recv()
+            await ws.send(json.dumps({"type": "auth", "access_token": access}))
+            assert json.loads(await ws.recv())["type"] == "auth_ok"
+            await ws.send(json.dumps({"id": 1, "type": "auth/long_lived_access_token", "client_name": "jarvis-tests", "lifespan": 30}))
+            return json.loads(await ws.recv())["result"]
+
+    return asyncio.run(mint())
+
+
+@contextlib.contextmanager
+def home_assistant(tmp: Path) -> Iterator[tuple[str, str]]:
+    """A real Home Assistant (the demo integration) on loopback; yields (url, long-lived token)."""
+    hass = HA_VENV / "bin" / "hass"
+    if not hass.exists():
+        pytest.skip(f"Home Assistant is not installed in {HA_VENV} (scripts/bootstrap --dev installs homeassistant==2024.3.3 there)")
+    port = free_port()
+    cfg = tmp / "ha-config"
+    cfg.mkdir()
+    (cfg / "configuration.yaml").write_text(HA_CONFIG.format(port=port))
+    log = tmp / "hass.log"
+    proc = subprocess.Popen([str(hass), "-c", str(cfg), "--skip-pip"], stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: httpx.get(f"{url}/api/", timeout=2).status_code == 401, 180, "Home Assistant", proc, log)
+        token = _ha_token(url)
+        # the demo platforms finish setting up shortly after the API answers
+        wait_for(lambda: any(s["entity_id"] == "lock.front_door" for s in httpx.get(f"{url}/api/states", headers={"Authorization": f"Bearer {token}"}, timeout=5).json()), 120, "Home Assistant demo entities", proc, log)
+        yield url, token
+    finally:
+        _stop(proc, 30)

@@ -1,0 +1,274 @@
+"""MQTT backend: Zigbee2MQTT- and Tasmota-style devices on an MQTT broker.
+
+The devices are described in a YAML file (``home.mqtt.devices``), in the same shape as the
+simulated home plus a protocol and a topic per entity::
+
+    areas: [{id: kitchen, name: Kitchen}]
+    entities:
+      - {id: light.kitchen_bulb, name: Kitchen Bulb, area: kitchen, protocol: zigbee2mqtt, topic: kitchen_bulb}
+      - {id: switch.heater, name: Heater, area: kitchen, protocol: tasmota, topic: heater}
+
+Zigbee2MQTT: state on ``zigbee2mqtt/<topic>`` (JSON), commands to ``zigbee2mqtt/<topic>/set``
+(``{"state": "ON", "brightness": 0-254, "color": {"r","g","b"}, "position": 0-100}``; locks
+``"LOCK"``/``"UNLOCK"``, covers ``"OPEN"``/``"CLOSE"``). Tasmota: ``cmnd/<topic>/POWER``
+``ON``/``OFF``/``TOGGLE`` and ``cmnd/<topic>/Dimmer`` 0-100, state on ``stat/<topic>/POWER``,
+``stat/<topic>/RESULT`` and ``tele/<topic>/STATE``.
+
+A command waits for the device to report its new state (up to ``home.mqtt.timeout_s``), so the
+assistant only says "done" when the device confirmed it. The connection is kept up by a background
+task that reconnects with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from assistant.config import MqttConfig
+from assistant.errors import AssistantError, ConfigError, ToolError, require
+
+from .backend import HomeBackend
+from .model import Entity, HomeSnapshot, load_home_yaml
+
+__all__ = ["MqttHome"]
+
+log = logging.getLogger(__name__)
+
+Z2M = "zigbee2mqtt"
+
+
+def _z2m_state(entity: Entity, payload: dict[str, Any]) -> Entity:
+    d = entity.domain
+    attrs: dict[str, Any] = {}
+    state = entity.state
+    if d == "lock":
+        raw = str(payload.get("lock_state") or payload.get("state", "")).lower()
+        state = {"locked": "locked", "lock": "locked", "unlocked": "unlocked", "unlock": "unlocked"}.get(raw, state)
+    elif d == "cover":
+        if "position" in payload:
+            attrs["current_position"] = int(payload["position"])
+            state = "open" if int(payload["position"]) > 0 else "closed"
+        elif "state" in payload:
+            state = {"open": "open", "close": "closed", "closed": "closed"}.get(str(payload["state"]).lower(), state)
+    elif d == "climate":
+        if "current_heating_setpoint" in payload:
+            attrs["temperature"] = payload["current_heating_setpoint"]
+        if "local_temperature" in payload:
+            attrs["current_temperature"] = payload["local_temperature"]
+        state = str(payload.get("system_mode", state))
+    elif d in ("sensor", "binary_sensor"):
+        key = entity.attributes.get("value_key", "state")
+        if key in payload:
+            v = payload[key]
+            state = ("on" if v else "off") if isinstance(v, bool) else str(v)
+    else:
+        if "state" in payload:
+            state = str(payload["state"]).lower()
+        if "brightness" in payload:
+            attrs["brightness"] = int(payload["brightness"])
+        if isinstance(payload.get("color"), dict) and {"r", "g", "b"} <= set(payload["color"]):
+            attrs["rgb_color"] = [payload["color"][k] for k in ("r", "g", "b")]
+    return entity.with_state(state, **attrs)
+
+
+def _z2m_command(entity: Entity, service: str, data: dict[str, Any]) -> dict[str, Any]:
+    if service in ("turn_on", "turn_off", "toggle") and entity.domain in ("light", "switch", "fan"):
+        cmd: dict[str, Any] = {"state": {"turn_on": "ON", "turn_off": "OFF", "toggle": "TOGGLE"}[service]}
+        if "brightness_pct" in data:
+            cmd["brightness"] = round(float(data["brightness_pct"]) * 254 / 100)
+        if "rgb_color" in data:
+            r, g, b = data["rgb_color"]
+            cmd["color"] = {"r": r, "g": g, "b": b}
+        return cmd
+    table = {
+        "lock": {"state": "LOCK"}, "unlock": {"state": "UNLOCK"},
+        "open_cover": {"state": "OPEN"}, "close_cover": {"state": "CLOSE"},
+    }
+    if service in table:
+        return table[service]
+    if service == "set_cover_position":
+        return {"position": int(data["position"])}
+    if service == "set_temperature":
+        return {"current_heating_setpoint": data["temperature"]}
+    raise ToolError(f"{entity.name} (Zigbee2MQTT) does not support {service.replace('_', ' ')}")
+
+
+def _tasmota_state(entity: Entity, topic: str, payload: bytes) -> Entity | None:
+    text = payload.decode(errors="replace").strip()
+    if topic.endswith("/POWER"):
+        return entity.with_state(text.lower())
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    attrs: dict[str, Any] = {}
+    if "Dimmer" in data:
+        attrs["brightness"] = round(int(data["Dimmer"]) * 255 / 100)
+    state = str(data["POWER"]).lower() if "POWER" in data else None
+    if state is None and not attrs:
+        return None
+    return entity.with_state(state, **attrs)
+
+
+class MqttHome(HomeBackend):
+    """Devices on an MQTT broker.
+
+    Args:
+        config: Broker address, credentials, devices file and command timeout.
+    """
+
+    name = "mqtt"
+
+    def __init__(self, config: MqttConfig) -> None:
+        super().__init__()
+        self.config = config
+        self._snap = HomeSnapshot()
+        self._meta: dict[str, tuple[str, str]] = {}  # entity id -> (protocol, topic)
+        self._client: Any = None
+        self._task: asyncio.Task | None = None
+        self._waiters: dict[str, list[asyncio.Future]] = {}
+        self.connected = asyncio.Event()
+        self._error: BaseException | None = None
+
+    def _load_devices(self) -> None:
+        if not self.config.devices:
+            raise ConfigError("the MQTT backend needs a devices file", hint="set home.mqtt.devices to a YAML file (see docs/home.md)")
+        path = Path(self.config.devices).expanduser()
+        self._snap = load_home_yaml(path)
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for e in raw.get("entities", []):
+            protocol = e.get("protocol", Z2M)
+            if protocol not in (Z2M, "tasmota"):
+                raise ConfigError(f"{path}: entity {e['id']} has protocol {protocol!r}; allowed: zigbee2mqtt, tasmota")
+            self._meta[e["id"]] = (protocol, e.get("topic") or e["id"].split(".", 1)[1])
+        self._snap.entities = [replace(x, state="unknown") if x.state == "off" and x.id in self._meta else x for x in self._snap.entities]
+
+    def _state_topics(self) -> list[str]:
+        topics = []
+        for protocol, topic in self._meta.values():
+            if protocol == Z2M:
+                topics.append(f"{Z2M}/{topic}")
+            else:
+                topics += [f"stat/{topic}/POWER", f"stat/{topic}/RESULT", f"tele/{topic}/STATE"]
+        return topics
+
+    async def start(self) -> None:
+        require("aiomqtt", "mqtt", "the MQTT home backend")
+        self._load_devices()
+        self._task = asyncio.create_task(self._run(), name="mqtt-home")
+        try:
+            await asyncio.wait_for(self.connected.wait(), self.config.timeout_s)
+        except asyncio.TimeoutError:
+            self._task.cancel()
+            raise AssistantError(
+                f"cannot connect to the MQTT broker at {self.config.host}:{self.config.port}"
+                + (f" ({self._error})" if self._error else ""),
+                hint="check home.mqtt.host/port and that the broker (e.g. mosquitto) is running",
+            ) from None
+        for eid, (protocol, topic) in self._meta.items():  # ask every device for its state
+            if protocol == Z2M:
+                await self._client.publish(f"{Z2M}/{topic}/get", json.dumps({"state": ""}))
+            else:
+                await self._client.publish(f"cmnd/{topic}/POWER", b"")
+
+    async def _run(self) -> None:
+        import aiomqtt  # noqa: PLC0415
+
+        password = os.environ.get(self.config.password_env, "") if self.config.password_env else None
+        delay = 0.5
+        while True:
+            try:
+                async with aiomqtt.Client(
+                    self.config.host, port=self.config.port, username=self.config.username or None, password=password or None,
+                    identifier=f"jarvis-assistant-{os.getpid()}",
+                ) as client:
+                    self._client = client
+                    for t in self._state_topics():
+                        await client.subscribe(t)
+                    self.connected.set()
+                    delay = 0.5
+                    async for msg in client.messages:
+                        self._on_message(str(msg.topic), msg.payload)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # aiomqtt.MqttError and socket errors: reconnect
+                self._error = exc
+                if self.connected.is_set():
+                    log.warning("MQTT connection lost (%s); reconnecting", exc)
+            finally:
+                self.connected.clear()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+    def _entity_for(self, topic: str) -> tuple[Entity, str] | None:
+        for eid, (protocol, base) in self._meta.items():
+            if (protocol == Z2M and topic == f"{Z2M}/{base}") or (protocol == "tasmota" and topic.split("/")[1:2] == [base]):
+                e = self._snap.entity(eid)
+                if e is not None:
+                    return e, protocol
+        return None
+
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        found = self._entity_for(topic)
+        if found is None:
+            return
+        entity, protocol = found
+        if protocol == Z2M:
+            try:
+                data = json.loads(payload.decode())
+            except ValueError:
+                return
+            new = _z2m_state(entity, data) if isinstance(data, dict) else None
+        else:
+            new = _tasmota_state(entity, topic, payload)
+        if new is None:
+            return
+        self._snap.entities = [new if e.id == new.id else e for e in self._snap.entities]
+        self._changed(new)
+        for fut in self._waiters.pop(new.id, []):
+            if not fut.done():
+                fut.set_result(new)
+
+    async def close(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+
+    def snapshot(self) -> HomeSnapshot:
+        return self._snap
+
+    async def call_service(self, entity: Entity, service: str, data: dict[str, Any] | None = None) -> Entity:
+        data = data or {}
+        if entity.id not in self._meta:
+            raise ToolError(f"{entity.name} is not an MQTT device")
+        if not self.connected.is_set() or self._client is None:
+            raise ToolError("I can't reach the MQTT broker right now.")
+        protocol, topic = self._meta[entity.id]
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(entity.id, []).append(fut)
+        if protocol == Z2M:
+            await self._client.publish(f"{Z2M}/{topic}/set", json.dumps(_z2m_command(entity, service, data)))
+        else:
+            if service in ("turn_on", "turn_off", "toggle"):
+                if "brightness_pct" in data:
+                    await self._client.publish(f"cmnd/{topic}/Dimmer", str(int(data["brightness_pct"])))
+                else:
+                    await self._client.publish(f"cmnd/{topic}/POWER", {"turn_on": "ON", "turn_off": "OFF", "toggle": "TOGGLE"}[service])
+            else:
+                raise ToolError(f"{entity.name} (Tasmota) does not support {service.replace('_', ' ')}")
+        try:
+            return await asyncio.wait_for(fut, self.config.timeout_s)
+        except asyncio.TimeoutError:
+            raise ToolError(f"{entity.name} did not confirm within {self.config.timeout_s:g} seconds; is it online?") from None
