@@ -157,11 +157,15 @@ async def build_controller(
     fast = FastPath(registry, config.fastpath.language, config.home.area) if config.fastpath.enabled else None
     local = None
     if llm and config.llm.enabled:
-        from .controller.local_llm import LocalController, load_llm  # noqa: PLC0415
+        from .controller.llm_engine import load_llm  # noqa: PLC0415
+        from .controller.local_llm import LocalController  # noqa: PLC0415
 
         store = store or model_store(config)
         engine = await asyncio.to_thread(load_llm, _resolve(store, config.llm.model, "llm", notice), config.llm)
         local = LocalController(engine, registry, bus, config.llm)
+        if fast is not None:
+            local.vocabulary = fast.tool_vocabulary()
+        await asyncio.to_thread(local.warm)  # the stable prompt prefix, evaluated once
     tier = None
     if remote and config.remote.endpoints:
         from .controller.remote import RemoteTier  # noqa: PLC0415

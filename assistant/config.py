@@ -230,6 +230,11 @@ class RemoteConfig(_Section):
     breaker_failures: int = Field(default=3, ge=1, le=100)
     """Consecutive failures that open an endpoint's circuit breaker."""
     breaker_cooldown_s: float = Field(default=60.0, ge=1.0, le=86400.0)
+    private_terms: list[str] = []
+    """Names (people, your street, your town) always replaced by placeholders before sending."""
+    max_tools: int = Field(default=6, ge=0, le=64)
+    """Tool schemas sent with a remote request (the most relevant ones only)."""
+    max_tokens: int = Field(default=300, ge=16, le=8192)
 
 
 class ToolsConfig(_Section):

@@ -40,6 +40,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", "-o", metavar="FILE", help="also speak the reply into this WAV file")
     p.set_defaults(func=ask)
 
+    p = sub.add_parser("audit", help="what was sent off the device: the remote-call audit log")
+    p.add_argument("--last", type=int, default=10, help="how many entries (default 10)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=audit)
+
     p = sub.add_parser("tools", help="list, describe or call tools")
     tsub = p.add_subparsers(dest="tools_command", metavar="ACTION", required=True)
     q = tsub.add_parser("list", help="the tools that are loaded, and plugins that failed")
@@ -188,4 +193,27 @@ async def ask(args: argparse.Namespace, config: Config) -> int:
         if c.get("ok") and c.get("result") is not None:
             print(f"result: {json.dumps(c['result'], ensure_ascii=False)[:300]}")
     print(f"reply:  {reply}")
+    return 0
+
+
+def audit(args: argparse.Namespace, config: Config) -> int:
+    from ..controller.remote import read_audit_log  # noqa: PLC0415
+
+    path = config.paths.resolved_data_dir() / "remote_audit.jsonl"
+    entries = read_audit_log(path, args.last)
+    if args.json:
+        print(json.dumps(entries, indent=2, ensure_ascii=False))
+        return 0
+    if not entries:
+        print(f"nothing has left this device (no entries in {path})")
+        return 0
+    for e in entries:
+        sent = e.get("sent", {})
+        user = next((m.get("content") for m in sent.get("messages", []) if m.get("role") == "user"), "")
+        tools = [t["function"]["name"] for t in sent.get("tools", [])]
+        status = "ok" if e.get("ok") else f"FAILED ({e.get('error')})"
+        print(f"{e.get('time')}  {e.get('endpoint')} ({e.get('privacy')}, {e.get('url')})  {status}")
+        print(f"    sent: {user!r}" + (f" + tools {', '.join(tools)}" if tools else ""))
+        if e.get("ok"):
+            print(f"    tokens: {e.get('prompt_tokens', 0)} in, {e.get('completion_tokens', 0)} out")
     return 0

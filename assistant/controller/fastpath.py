@@ -156,6 +156,29 @@ class FastPath:
             data["intents"][f"tool:{t.name}"] = {"data": [{"sentences": sentences, "metadata": {"plugin": t.plugin}}]}
             self._plugin_tools[f"tool:{t.name}"] = t
 
+    def tool_vocabulary(self) -> dict[str, str]:
+        """Words of the sentence templates that lead to each tool ("switch off", "deactivate",
+        "shut" for home_turn_off ...): how people ask for a tool, used to rank tools for the LLM."""
+        rules = {name: (rule.text or "") for name, rule in self.intents.expansion_rules.items()}
+        rule_ref = re.compile(r"<(\w+)>")
+
+        def expand(text: str, depth: int = 0) -> str:
+            if depth > 3:
+                return text
+            return rule_ref.sub(lambda m: " " + expand(rules.get(m.group(1), ""), depth + 1) + " ", text)
+
+        strip = re.compile(r"\{[^}]*\}|[\[\]()|;:,.?!]")
+        out: dict[str, set[str]] = {}
+        for intent in self.intents.intents.values():
+            tool_name = _tool_of(intent.name)
+            if tool_name is None:
+                continue
+            words = out.setdefault(tool_name, set())
+            for data in intent.data:
+                for sentence in data.sentences:
+                    words.update(strip.sub(" ", expand(sentence.text or "")).lower().split())
+        return {k: " ".join(sorted(v)) for k, v in out.items()}
+
     # ------------------------------------------------------------------ slot lists from the home
 
     def refresh(self) -> None:
@@ -190,6 +213,20 @@ class FastPath:
         return out[:limit]
 
     # ------------------------------------------------------------------ matching
+
+    def match_all(self, text: str, context: dict[str, Any] | None = None) -> list[FastMatch]:
+        """One match for the whole sentence, or one per command when it joins several
+        ("turn off the lights and set a timer") and every part matches; [] otherwise."""
+        whole = self.match(text, context)
+        if whole is not None:
+            return [whole]
+        parts = split_commands(text)
+        if len(parts) < 2 or len(parts) > 4:
+            return []
+        matches = [self.match(p, context) for p in parts]
+        if all(m is not None and m.tool is not None for m in matches):
+            return matches  # type: ignore[return-value]
+        return []
 
     def match(self, text: str, context: dict[str, Any] | None = None) -> FastMatch | None:
         """Match a request.
@@ -232,6 +269,30 @@ class FastPath:
         if context.get("area") and tool_name.startswith("home_") and not any(k in args for k in ("name", "area", "floor")):
             args["area"] = context["area"]  # "turn on the lights" here
         return FastMatch(name, slots, tool_name, args, dict(result.context or {}), ms, clean)
+
+
+class _AnySlots(dict):
+    def __missing__(self, key: str) -> str:
+        return "x"
+
+
+def _tool_of(intent: str) -> str | None:
+    """The tool an intent maps to (whatever its slots), or None."""
+    if intent.startswith("tool:"):
+        return intent[5:]
+    mapper = INTENT_TOOLS.get(intent)
+    if mapper is None:
+        return None
+    mapped = mapper(_AnySlots())
+    return mapped[0] if mapped else None
+
+
+_SPLIT = re.compile(r"\s*(?:,\s*)?\b(?:and then|and also|and|then|also)\b\s*|\s*[;,]\s*", re.I)
+
+
+def split_commands(text: str) -> list[str]:
+    """ "turn off the lights and set a timer for 10 minutes" → the two commands."""
+    return [p for p in _SPLIT.split(text) if p and p.strip()]
 
 
 def _slot_list_for(annotation: Any) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from ..config import Config
 from ..events import RouteDecided, StageTiming
 from ..toolkit.registry import ConfirmHook, ToolRegistry
 from .fastpath import FastPath
+from .followup import resolve_follow_up
 from .memory import Conversation
 
 if TYPE_CHECKING:
@@ -70,28 +71,18 @@ class Router:
         self.remote = remote
         self.confirm = confirm
         self.conversation = Conversation(max_turns=config.llm.history_turns)
+        self._answered = False
 
     def _route(self, route: str, reason: str, turn: int, intent: str = "") -> None:
         self.bus.emit(RouteDecided(route=route, reason=reason, intent=intent, turn=turn))
 
     async def respond(self, text: str, *, turn: int) -> AsyncIterator[str]:
         """Answer one request; yields reply text as it is produced."""
-        t0 = time.perf_counter()
         wants_remote = bool(_ASK_REMOTE.search(text))
-        if self.fast_path is not None and not wants_remote and not self.conversation.expects_follow_up(text):
-            match = self.fast_path.match(text)
-            self.bus.emit(StageTiming(stage="fast_path", ms=round((time.perf_counter() - t0) * 1000, 3), turn=turn))
-            if match is not None:
-                self._route("fast_path", f"template {match.intent} matched", turn, match.intent)
-                if match.tool is None:
-                    reply = "" if match.intent == "HassNevermind" else "I'm here."
-                else:
-                    outcome = await self.registry.call(match.tool, match.arguments, turn=turn, confirm=self.confirm)
-                    reply = outcome.say
-                    self.conversation.add_tool_call(match.tool, match.arguments, outcome.for_model())
-                self.conversation.add(text, reply)
-                if reply:
-                    yield reply
+        if self.fast_path is not None and not wants_remote:
+            async for piece in self._fast(text, turn):
+                yield piece
+            if self._answered:
                 return
         if self.local is not None and not wants_remote:
             reason = "no template matched" if self.fast_path is not None else "fast path off"
@@ -111,11 +102,46 @@ class Router:
             async for piece in self.remote.respond(text, turn=turn, reason=escalate_reason, conversation=self.conversation, confirm=self.confirm):
                 yield piece
             return
-        why = escalate_reason if self.remote is None else self.remote.unavailable_reason()
+        why = escalate_reason if self.remote is None else f"{escalate_reason}; {self.remote.unavailable_reason()}"
         self._route("none", why, turn)
         reply = self._cannot_help(text, why)
         self.conversation.add(text, reply)
         yield reply
+
+    async def _fast(self, text: str, turn: int) -> AsyncIterator[str]:
+        """The fast path: a follow-up of the last command, or templates (one or several commands)."""
+        assert self.fast_path is not None
+        self._answered = False
+        t0 = time.perf_counter()
+        follow = resolve_follow_up(text, self.conversation, self.registry.service("home"))
+        if follow is not None:
+            tool, args, why = follow
+            calls = [(tool, args)]
+            self._route("fast_path", f"follow-up: {why}", turn)
+        else:
+            matches = self.fast_path.match_all(text)
+            self.bus.emit(StageTiming(stage="fast_path", ms=round((time.perf_counter() - t0) * 1000, 3), turn=turn))
+            if not matches:
+                return
+            intents = ", ".join(m.intent for m in matches)
+            self._route("fast_path", f"template{'s' if len(matches) > 1 else ''} {intents} matched", turn, matches[0].intent)
+            if matches[0].tool is None:
+                self._answered = True
+                reply = "" if matches[0].intent == "HassNevermind" else "I'm here."
+                self.conversation.add(text, reply)
+                if reply:
+                    yield reply
+                return
+            calls = [(m.tool, m.arguments) for m in matches if m.tool]
+        self._answered = True
+        said = []
+        for tool, args in calls:
+            outcome = await self.registry.call(tool, args, turn=turn, confirm=self.confirm)
+            self.conversation.add_tool_call(tool, outcome.arguments, outcome.for_model())
+            if outcome.say:
+                yield (" " if said else "") + outcome.say
+                said.append(outcome.say)
+        self.conversation.add(text, " ".join(said))
 
     def _cannot_help(self, text: str, why: str) -> str:
         if self.remote is not None and self.remote.policy == "never":

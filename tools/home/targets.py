@@ -176,5 +176,6 @@ def describe_targets(m: Match, *, name: str | None, domain=None, device_class=No
     if m.area:
         return f"the {kind} in the {m.area.name.lower()}"
     if m.floor_name:
-        return f"the {kind} on the {m.floor_name.lower()}"
+        floor = m.floor_name.lower()
+        return f"the {kind} {floor}" if floor in ("upstairs", "downstairs") else f"the {kind} on the {floor}"
     return f"all the {kind}" if len(m.entities) > 1 else f"the {kind}"

@@ -143,6 +143,29 @@ class HomeTools(Toolbox):
             return self.default_area
         return area
 
+    _TOOL_DOMAINS = {
+        "home_set_light": {"light"},
+        "home_set_temperature": {"climate"},
+        "home_get_temperature": {"climate", "sensor"},
+        "home_media": {"media_player"},
+        "home_set_volume": {"media_player"},
+        "home_set_position": {"cover", "valve"},
+    }
+
+    def argument_choices(self, tool_name: str) -> dict[str, list[str]]:
+        """The names a tool's arguments may take (the LLM's grammar restricts them to these)."""
+        snap = self.snap
+        domains = self._TOOL_DOMAINS.get(tool_name)
+        ents = [e for e in snap.entities if domains is None or e.domain in domains]
+        out = {
+            "name": sorted({n for e in ents for n in e.names()}),
+            "area": sorted({n for a in snap.areas for n in (a.name, *a.aliases)}),
+            "floor": sorted({n for f in snap.floors for n in (f.name, *f.aliases)}),
+            "domain": sorted({e.domain for e in ents}),
+            "device_class": sorted({e.device_class for e in ents if e.device_class}),
+        }
+        return {k: v for k, v in out.items() if v}
+
     # ------------------------------------------------------------------ tools
 
     def _verb_reply(self, verb: str, m: Match, changed: list[Entity], name, domain, device_class) -> dict[str, Any]:

@@ -1,0 +1,320 @@
+"""The remote fallback tiers: OpenAI-compatible chat-completions endpoints, used only when needed.
+
+Endpoints are tried in the configured order (a LAN server first, say, then a cloud service).
+The policy decides whether anything may leave the device: ``never``, ``ask`` (the user confirms
+each call through the same hook as risky tools) or ``allowed``.
+
+What is sent is minimised and desensitised: a short system prompt, the request itself (no
+history), and only the schemas of the few tools relevant to it, with personal data replaced by
+placeholders (:mod:`.redact`) for cloud endpoints (or always/never, by ``remote.redact``).
+Placeholders in the answer and in tool arguments are mapped back on the device. Every call is
+appended to the audit log (``<data dir>/remote_audit.jsonl``: when, to whom, exactly what was
+sent, tokens, outcome), which ``assistant audit`` prints.
+
+Failing endpoints are handled with a per-request timeout, retries with exponential backoff
+(tenacity) on network errors, 429 and 5xx answers, and a circuit breaker per endpoint that stops
+trying a dead server for ``remote.breaker_cooldown_s`` after ``remote.breaker_failures``
+consecutive failures, so an offline assistant keeps answering locally without waiting.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import httpx
+import tenacity
+
+from ..bus import EventBus
+from ..config import Config, RemoteEndpoint
+from ..events import RemoteCall, RouteDecided, StageTiming
+from ..toolkit.registry import ConfirmationRequest, ConfirmHook, ToolRegistry
+from ..toolkit.api import Risk, Tool, tool_from_function
+from .local_llm import ToolSelector
+from .memory import Conversation
+from .redact import Redactor
+
+__all__ = ["CircuitBreaker", "RemoteTier", "read_audit_log"]
+
+log = logging.getLogger(__name__)
+
+SYSTEM = (
+    "You are the remote helper of a home voice assistant. Answer in one to three short spoken sentences. "
+    "Use a tool when the request needs one. Placeholders such as <DEVICE_1> or <PERSON_1> stand for private "
+    "names; use them as they are."
+)
+
+
+class _Retry(Exception):
+    pass
+
+
+@dataclass
+class CircuitBreaker:
+    """Opens after ``failures`` consecutive failures; lets one try through after ``cooldown_s``."""
+
+    failures: int
+    cooldown_s: float
+    consecutive: int = 0
+    opened_at: float | None = None
+
+    def allow(self) -> bool:
+        if self.opened_at is None:
+            return True
+        return time.monotonic() - self.opened_at >= self.cooldown_s  # half-open: one try
+
+    def success(self) -> None:
+        self.consecutive = 0
+        self.opened_at = None
+
+    def failure(self) -> None:
+        self.consecutive += 1
+        if self.consecutive >= self.failures:
+            self.opened_at = time.monotonic()
+
+    @property
+    def open(self) -> bool:
+        return not self.allow()
+
+
+def read_audit_log(path: Path, last: int = 20) -> list[dict[str, Any]]:
+    """The last entries of the audit log."""
+    if not path.exists():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    out = []
+    for line in lines[-last:]:
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
+
+
+class RemoteTier:
+    """The remote endpoints with policy, minimisation, redaction, audit, retries and breakers.
+
+    Args:
+        config: Policy, endpoints, redaction.
+        registry: Tools (the remote model may call them; confirmation as usual).
+        bus: Event bus.
+        transport: Optional httpx transport (tests inject network faults at this boundary).
+    """
+
+    def __init__(self, config: Config, registry: ToolRegistry, bus: EventBus, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.config = config
+        self.rc = config.remote
+        self.policy = self.rc.policy
+        self.registry = registry
+        self.bus = bus
+        self.breakers = {e.name: CircuitBreaker(self.rc.breaker_failures, self.rc.breaker_cooldown_s) for e in self.rc.endpoints}
+        self.audit_path = config.paths.resolved_data_dir() / "remote_audit.jsonl"
+        self._client = httpx.AsyncClient(transport=transport, follow_redirects=False)
+        self._last_error = ""
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    # ------------------------------------------------------------------ availability
+
+    def available(self) -> bool:
+        return self.policy != "never" and any(self.breakers[e.name].allow() for e in self.rc.endpoints)
+
+    def reachable(self) -> bool:
+        return any(self.breakers[e.name].allow() for e in self.rc.endpoints)
+
+    def unavailable_reason(self) -> str:
+        if self.policy == "never":
+            return "remote policy is 'never'"
+        if not self.rc.endpoints:
+            return "no remote endpoints configured"
+        return "every remote endpoint is failing" + (f" ({self._last_error})" if self._last_error else "")
+
+    # ------------------------------------------------------------------ a request
+
+    def _redactor(self, endpoint: RemoteEndpoint) -> Redactor | None:
+        mode = self.rc.redact
+        if mode == "never" or (mode == "cloud" and endpoint.privacy == "lan"):
+            return None
+        devices: list[str] = []
+        areas: list[str] = []
+        ids: list[str] = []
+        people = list(self.rc.private_terms)
+        home = self.registry.service("home")
+        if home is not None:
+            snap = home.snapshot()
+            for e in snap.entities:
+                ids.append(e.id)
+                (people if e.domain == "person" else devices).extend(e.names())
+            areas = [n for a in snap.areas for n in (a.name, *a.aliases)] + [n for f in snap.floors for n in (f.name, *f.aliases)]
+        return Redactor(devices=devices, areas=areas, entity_ids=ids, people=people)
+
+    def _tools_for(self, text: str) -> list[Tool]:
+        if self.rc.max_tools == 0 or not self.registry.tools:
+            return []
+        selector = ToolSelector(sorted(self.registry.tools.values(), key=lambda t: t.name))
+        return selector.select(text, self.rc.max_tools)
+
+    def _audit(self, entry: dict[str, Any]) -> None:
+        try:
+            self.audit_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.audit_path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        except OSError as exc:
+            log.error("cannot write the remote audit log %s: %s", self.audit_path, exc)
+
+    async def _ask_user(self, endpoint: RemoteEndpoint, confirm: ConfirmHook | None) -> bool:
+        if self.policy == "allowed":
+            return True
+        if confirm is None:
+            return False
+
+        def _placeholder() -> None:
+            """Ask a remote model."""
+
+        tool = tool_from_function(_placeholder)
+        where = "a computer on your network" if endpoint.privacy == "lan" else "a cloud service"
+        prompt = f"I can't answer that on the device. Ask {endpoint.name}, {where}? Your request will leave this device."
+        return await confirm(ConfirmationRequest(call_id="remote", tool=tool, arguments={}, risk=Risk.OFF_DEVICE, prompt=prompt))
+
+    async def _post(self, endpoint: RemoteEndpoint, body: dict[str, Any]) -> dict[str, Any]:
+        headers = {"Content-Type": "application/json"}
+        if endpoint.api_key_env:
+            key = os.environ.get(endpoint.api_key_env, "")
+            if not key:
+                raise RuntimeError(f"API key ${endpoint.api_key_env} is not set")
+            headers["Authorization"] = f"Bearer {key}"
+        url = endpoint.base_url.rstrip("/") + "/chat/completions"
+
+        async def once() -> dict[str, Any]:
+            try:
+                r = await self._client.post(url, json=body, headers=headers, timeout=endpoint.timeout_s)
+            except httpx.TimeoutException as exc:
+                raise _Retry(f"timed out after {endpoint.timeout_s:g} s") from exc
+            except httpx.TransportError as exc:
+                raise _Retry(f"cannot connect: {exc}") from exc
+            if r.status_code == 429 or r.status_code >= 500:
+                raise _Retry(f"HTTP {r.status_code}")
+            if r.status_code >= 400:
+                raise RuntimeError(f"HTTP {r.status_code}: {r.text[:200]}")
+            try:
+                return r.json()
+            except ValueError:
+                raise RuntimeError("the answer is not JSON") from None
+
+        retrying = tenacity.AsyncRetrying(
+            stop=tenacity.stop_after_attempt(endpoint.retries + 1),
+            wait=tenacity.wait_exponential(multiplier=0.2, max=2.0),
+            retry=tenacity.retry_if_exception_type(_Retry),
+            reraise=True,
+        )
+        return await retrying(once)
+
+    async def respond(
+        self,
+        text: str,
+        *,
+        turn: int,
+        reason: str,
+        conversation: Conversation,
+        confirm: ConfirmHook | None = None,
+    ) -> AsyncIterator[str]:
+        """Ask the first endpoint that works; yields the reply (restored) or an honest failure."""
+        tools = self._tools_for(text)
+        for endpoint in self.rc.endpoints:
+            breaker = self.breakers[endpoint.name]
+            if not breaker.allow():
+                continue
+            if not await self._ask_user(endpoint, confirm):
+                self.bus.emit(RouteDecided(route="none", reason=f"{reason}; the user declined sending it to {endpoint.name}", turn=turn))
+                reply = "OK, I'll keep that on the device. Sorry I can't answer it here."
+                conversation.add(text, reply)
+                yield reply
+                return
+            self.bus.emit(RouteDecided(route="remote", reason=f"{reason}; asking {endpoint.name} ({endpoint.privacy})", turn=turn))
+            red = self._redactor(endpoint)
+            redact = red.redact if red else (lambda s: s)
+            redact_value = red.redact_value if red else (lambda v: v)
+            restore = red.restore if red else (lambda v: v)
+            schemas = [redact_value(t.openai_schema()) for t in tools]
+            choices: dict[str, dict[str, list[str]]] = {}
+            for t in tools:
+                provider = getattr(getattr(t.func, "__self__", None), "argument_choices", None)
+                if callable(provider):
+                    choices[t.name] = provider(t.name)
+            for schema in schemas:
+                props = schema["function"]["parameters"].get("properties", {})
+                for pname, values in choices.get(schema["function"]["name"], {}).items():
+                    if pname in props and pname in ("name", "area", "floor"):
+                        props[pname]["description"] = (props[pname].get("description") or "") + " One of: " + ", ".join(redact_value(values)[:40])
+            messages: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": redact(text)}]
+            try:
+                reply = await self._converse(endpoint, messages, schemas, restore, redact_value, turn, confirm, conversation)
+            except Exception as exc:  # noqa: BLE001 - next endpoint, or the honest answer below
+                breaker.failure()
+                self._last_error = f"{endpoint.name}: {exc}"
+                log.warning("remote endpoint %s failed: %s", endpoint.name, exc)
+                continue
+            breaker.success()
+            conversation.add(text, reply)
+            if reply:
+                yield reply
+            return
+        self.bus.emit(RouteDecided(route="none", reason=f"{reason}; {self.unavailable_reason()}", turn=turn))
+        reply = "Sorry, I can't answer that on my own, and I can't reach the bigger model right now."
+        conversation.add(text, reply)
+        yield reply
+
+    async def _converse(self, endpoint: RemoteEndpoint, messages: list[dict[str, Any]], schemas: list[dict[str, Any]], restore, redact_value, turn: int,
+                        confirm: ConfirmHook | None, conversation: Conversation) -> str:
+        spoken: list[str] = []
+        for _round in range(self.config.llm.max_steps + 1):
+            body: dict[str, Any] = {"model": endpoint.model, "messages": messages, "max_tokens": self.rc.max_tokens, "temperature": 0.3}
+            if schemas:
+                body["tools"] = schemas
+                body["tool_choice"] = "auto"
+            t0 = time.perf_counter()
+            entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "endpoint": endpoint.name, "url": endpoint.base_url,
+                     "privacy": endpoint.privacy, "sent": body}
+            try:
+                data = await self._post(endpoint, body)
+            except Exception as exc:
+                entry.update(ok=False, error=str(exc))
+                self._audit(entry)
+                self.bus.emit(RemoteCall(endpoint=endpoint.name, url=endpoint.base_url, ok=False, error=str(exc), turn=turn))
+                raise
+            usage = data.get("usage") or {}
+            entry.update(ok=True, prompt_tokens=usage.get("prompt_tokens", 0), completion_tokens=usage.get("completion_tokens", 0),
+                         received=data.get("choices", [{}])[0].get("message"))
+            self._audit(entry)
+            self.bus.emit(RemoteCall(endpoint=endpoint.name, url=endpoint.base_url, ok=True, prompt_tokens=int(usage.get("prompt_tokens", 0)),
+                                     completion_tokens=int(usage.get("completion_tokens", 0)), turn=turn))
+            self.bus.emit(StageTiming(stage="remote", ms=round((time.perf_counter() - t0) * 1000, 2), turn=turn, detail=endpoint.name))
+            try:
+                message = data["choices"][0]["message"]
+            except (KeyError, IndexError, TypeError):
+                raise RuntimeError("the answer has no choices[0].message") from None
+            calls = message.get("tool_calls") or []
+            if not calls:
+                text = restore((message.get("content") or "").strip())
+                return " ".join(spoken + ([text] if text else []))
+            messages.append({"role": "assistant", "content": message.get("content") or "", "tool_calls": calls})
+            for call in calls:
+                fn = call.get("function", {})
+                try:
+                    args = json.loads(fn.get("arguments") or "{}")
+                except ValueError:
+                    args = {}
+                name = fn.get("name", "")
+                outcome = await self.registry.call(name, restore(args), turn=turn, confirm=confirm)
+                conversation.add_tool_call(name, outcome.arguments, outcome.for_model())
+                if outcome.ok and outcome.say:
+                    spoken.append(outcome.say)
+                result = redact_value(outcome.for_model())  # tool results leave the device too
+                messages.append({"role": "tool", "tool_call_id": call.get("id", name), "content": json.dumps(result)})
+        return " ".join(spoken) or "I couldn't finish that."
