@@ -335,11 +335,12 @@ class Pipeline:
         except Exception as exc:  # noqa: BLE001
             message = exc.message if isinstance(exc, AssistantError) else f"{type(exc).__name__}: {exc}"
             self.bus.emit(ErrorEvent(stage="reply", message=message, turn=turn))
-            if not said and self.tts is not None and self.sink is not None and speak:
+            if not said:
                 sorry = "Sorry, something went wrong while answering."
                 said.append(sorry)
                 self.bus.emit(Speak(text=sorry, turn=turn))
-                await self._speak_sentence(sorry, turn, t_ref, first)
+                if speak and self.tts is not None and self.sink is not None:
+                    await self._speak_sentence(sorry, turn, t_ref, first)
         finally:
             self._speaking_task = None
         if speak and self.sink is not None:

@@ -142,3 +142,75 @@ def home_assistant(tmp: Path) -> Iterator[tuple[str, str]]:
         yield url, token
     finally:
         _stop(proc, 30)
+
+
+@contextlib.contextmanager
+def llama_server(model: Path, tmp: Path) -> Iterator[str]:
+    """llama-cpp-python's own OpenAI-compatible server on loopback; yields its base URL (…/v1)."""
+    try:
+        import llama_cpp.server  # noqa: F401
+    except ImportError:
+        pytest.skip("llama-cpp-python[server] is not installed (scripts/bootstrap --dev installs it)")
+    port = free_port()
+    log = tmp / "llama-server.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1", "--port", str(port),
+         "--n_ctx", "2048", "--n_threads", "2"],
+        stdout=open(log, "w"), stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        wait_for(lambda: httpx.get(f"{url}/models", timeout=2).status_code == 200, 120, "llama-cpp-python server", proc, log)
+        yield url
+    finally:
+        _stop(proc)
+
+
+class RecordingProxy:
+    """An HTTP server on loopback in front of an upstream OpenAI-compatible server.
+
+    It records every request body (what the assistant sent), and can be told to be ``"down"``
+    (never started), ``"slow"`` (answer after ``delay_s``) or ``"error"`` (HTTP 500).
+    """
+
+    def __init__(self, upstream: str | None, mode: str = "forward", delay_s: float = 5.0) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.upstream, self.mode, self.delay_s = upstream, mode, delay_s
+        self.received: list[dict] = []
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                proxy.received.append(json.loads(body or b"{}"))
+                if proxy.mode == "error":
+                    self.send_response(500)
+                    self.end_headers()
+                    self.wfile.write(b'{"error": "boom"}')
+                    return
+                if proxy.mode == "slow":
+                    time.sleep(proxy.delay_s)
+                r = httpx.post(proxy.upstream + self.path.removeprefix("/v1"), content=body,
+                               headers={"Content-Type": "application/json"}, timeout=120)
+                try:
+                    self.send_response(r.status_code)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(r.content)))
+                    self.end_headers()
+                    self.wfile.write(r.content)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def log_message(self, *a):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/v1"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

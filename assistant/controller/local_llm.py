@@ -337,6 +337,33 @@ class LocalController:
         prompt = self.engine.render(self.prefix_messages(), generation_prompt=False)
         return self.engine.warm(prompt)
 
+    def _candidates(self, text: str) -> tuple[list[Tool], bool]:
+        """The tools offered for a request, and whether it is clearly a command.
+
+        Each part of a compound request ("... and ...") brings its own best tools, so the second
+        step of a plan can use a tool the first part would not have ranked.
+        """
+        from .fastpath import split_commands  # noqa: PLC0415
+
+        parts = [text, *split_commands(text)] if len(split_commands(text)) > 1 else [text]
+        selector = self.selector()
+        best = [selector.ranked(p) for p in parts]
+        names_device = self._names_a_device(text)
+        command = best[0][0][1] >= ACTIONABLE_SCORE or names_device
+        k = min(COMMAND_TOOLS, self.config.max_tools_in_prompt) if command else self.config.max_tools_in_prompt
+        chosen: list[Tool] = []
+        for ranking in best:
+            for t, _ in ranking[:k]:
+                if t not in chosen:
+                    chosen.append(t)
+        chosen = chosen[: max(k, self.config.max_tools_in_prompt if len(parts) > 1 else k)]
+        if names_device:  # a named device can always be switched or asked about
+            for name in ("home_turn_on", "home_turn_off", "home_get_state"):
+                t = self.registry.tools.get(name)
+                if t is not None and t not in chosen:
+                    chosen.append(t)
+        return chosen, command
+
     def _names_a_device(self, text: str) -> bool:
         home = self.registry.service("home")
         if home is None:
@@ -364,10 +391,7 @@ class LocalController:
     ) -> AsyncIterator[str | LocalResult]:
         """Answer a request; yields spoken text pieces and finally a :class:`LocalResult`."""
         deadline = time.monotonic() + self.config.time_limit_s
-        ranked = self.selector().ranked(text)
-        command = ranked[0][1] >= ACTIONABLE_SCORE or self._names_a_device(text)
-        k = min(COMMAND_TOOLS, self.config.max_tools_in_prompt) if command else self.config.max_tools_in_prompt
-        tools = [t for t, _ in ranked[:k]]
+        tools, command = self._candidates(text)
         allowed = {t.name for t in tools}
         choices = self._choices()
         messages = [*self.prefix_messages(), *conversation.messages(), {"role": "user", "content": text}]

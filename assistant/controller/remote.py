@@ -82,6 +82,10 @@ class CircuitBreaker:
         return not self.allow()
 
 
+def ask_remote_model() -> None:
+    """Send the request to a remote model (what a remote-policy confirmation is about)."""
+
+
 def read_audit_log(path: Path, last: int = 20) -> list[dict[str, Any]]:
     """The last entries of the audit log."""
     if not path.exists():
@@ -174,10 +178,7 @@ class RemoteTier:
         if confirm is None:
             return False
 
-        def _placeholder() -> None:
-            """Ask a remote model."""
-
-        tool = tool_from_function(_placeholder)
+        tool = tool_from_function(ask_remote_model)
         where = "a computer on your network" if endpoint.privacy == "lan" else "a cloud service"
         prompt = f"I can't answer that on the device. Ask {endpoint.name}, {where}? Your request will leave this device."
         return await confirm(ConfirmationRequest(call_id="remote", tool=tool, arguments={}, risk=Risk.OFF_DEVICE, prompt=prompt))

@@ -1,0 +1,340 @@
+"""The controller: local LLM tier (real SmolLM2-135M GGUF), follow-ups, the remote tiers against a
+real OpenAI-compatible server on loopback (llama-cpp-python's own server with the same GGUF)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from assistant.app import build_controller, model_store
+from assistant.bus import EventBus
+from assistant.config import Config
+from assistant.controller.local_llm import AnswerStream, LocalController, action_schema
+from assistant.controller.memory import Conversation
+from assistant.controller.redact import Redactor
+from assistant.events import RemoteCall, RouteDecided, ToolCallFinished, ToolCallStarted
+from assistant.pipeline import Pipeline
+from assistant.testing.llm import ScriptedLLM
+from assistant.toolkit import ToolRegistry
+
+from .conftest import TEST_MODELS, need_test_models
+from .servers import RecordingProxy, free_port, llama_server
+
+ROOT = Path(__file__).resolve().parents[1]
+TOOL_CHOICE = yaml.safe_load((ROOT / "benchmarks" / "data" / "tool_choice.yaml").read_text())
+GGUF = TEST_MODELS / "smollm2-135m-instruct" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def _cfg(config: Config, **overrides) -> Config:
+    return config.with_overrides({"tools.confirm_risks": [], **overrides})
+
+
+async def _ask(pipeline: Pipeline, events: list, text: str) -> tuple[str, list, list]:
+    n = len(events)
+    reply = await pipeline.handle_text(text, speak=False)
+    new = events[n:]
+    calls = [(e.tool, e.arguments) for e in new if isinstance(e, ToolCallStarted)]
+    routes = [(e.route, e.reason) for e in new if isinstance(e, RouteDecided)]
+    return reply, calls, routes
+
+
+# ---------------------------------------------------------------------------- the real local model
+
+
+def test_answer_text_is_streamed_out_of_the_json():
+    s = AnswerStream()
+    out = "".join(s.feed(p) for p in ['{"tool": "ans', 'wer", "arguments": {"te', 'xt": "It is 5\\"', ' o\\u0027clock.', '"}}'])
+    assert out == 'It is 5" o\'clock.'
+    assert json.loads(s.raw)["arguments"]["text"] == 'It is 5" o\'clock.'
+
+
+async def test_constrained_output_is_always_a_valid_call(config):
+    """Every action SmolLM2 writes under the grammar parses and names a real tool with valid arguments."""
+    need_test_models()
+    bus = EventBus()
+    events = bus.record()
+    controller = await build_controller(_cfg(config), bus)
+    local = controller.router.local
+    assert local is not None
+    try:
+        tools = sorted(controller.registry.tools.values(), key=lambda t: t.name)
+        choices = local._choices()
+        names = set(choices["home_turn_on"]["name"])
+        for case in TOOL_CHOICE[:6]:
+            prompt = local.engine.render([*local.prefix_messages(), {"role": "user", "content": case["request"]}])
+            schema = action_schema(tools, choices, after_tool=False)
+            raw = ""
+            async for piece in local.engine.stream(prompt, schema=schema, max_tokens=160):
+                if isinstance(piece, str):
+                    raw += piece
+            action = json.loads(raw)  # never unparseable
+            jsonschema.validate(action, schema)
+            if action["tool"] in controller.registry.tools:
+                controller.registry.get(action["tool"]).validate(action["arguments"])
+                if action["tool"].startswith("home_") and action["arguments"].get("name"):
+                    assert action["arguments"]["name"] in names  # no invented device
+        # and through the whole loop: no call is ever rejected for its name or arguments
+        for case in TOOL_CHOICE[6:14]:
+            async for _ in local.respond(case["request"], turn=1, conversation=Conversation()):
+                pass
+        finished = [e for e in events if isinstance(e, ToolCallFinished)]
+        assert all("Bad arguments" not in e.error and "no tool called" not in e.error for e in finished)
+        assert all(e.tool in controller.registry.tools for e in events if isinstance(e, ToolCallStarted))
+    finally:
+        await controller.close()
+
+
+async def test_prefix_cache_makes_later_turns_cheap(config):
+    need_test_models()
+    bus = EventBus()
+    events = bus.record()
+    controller = await build_controller(_cfg(config), bus)
+    try:
+        pipeline = Pipeline(config, None, responder=controller.router, bus=bus)
+        await _ask(pipeline, events, "what is the capital of peru")
+        timings = [e for e in events if getattr(e, "stage", "") == "llm_first_token"]
+        detail = timings[0].detail  # "step 1: N prompt tokens, M cached"
+        prompt_tokens, cached = [int(x) for x in __import__("re").findall(r"(\d+) (?:prompt tokens|cached)", detail)]
+        assert cached > 0.8 * prompt_tokens, detail  # the warm-up evaluated the stable prefix
+    finally:
+        await controller.close()
+
+
+async def test_the_step_limit_bounds_the_loop(config):
+    """A model that keeps calling tools is stopped after llm.max_steps calls."""
+    cfg = _cfg(config, **{"llm.max_steps": 2})
+    bus = EventBus()
+    reg = await ToolRegistry.create(cfg, bus)
+    llm = ScriptedLLM([
+        {"tool": "clock_time", "arguments": {}},
+        {"tool": "clock_date", "arguments": {}},
+        {"tool": "clock_time", "arguments": {}},
+    ])
+    local = LocalController(llm, reg, bus, cfg.llm)
+    pieces = [p async for p in local.respond("what time and day is it", turn=1, conversation=Conversation())]
+    result = pieces[-1]
+    assert result.tool_calls == ["clock_time", "clock_date"] and result.steps == 3
+    await reg.close()
+
+
+async def test_a_multi_step_plan_runs_each_step_and_reads_results(config):
+    """The plan–act–observe loop: two tool calls, each result fed back, then done."""
+    cfg = _cfg(config)
+    bus = EventBus()
+    events = bus.record()
+    reg = await ToolRegistry.create(cfg, bus)
+    llm = ScriptedLLM([
+        {"tool": "home_turn_off", "arguments": {"floor": "Ground Floor", "domain": ["light"]}},
+        {"tool": "timer_start", "arguments": {"minutes": 10}},
+        {"tool": "done", "arguments": {}},
+    ])
+    local = LocalController(llm, reg, bus, cfg.llm)
+    conv = Conversation()
+    pieces = [p async for p in local.respond("turn off all the lights downstairs and give me ten minutes", turn=1, conversation=conv)]
+    spoken = "".join(p for p in pieces if isinstance(p, str))
+    assert spoken == "Turned off the lights on the ground floor. Timer set for 10 minutes."
+    assert [e.tool for e in events if isinstance(e, ToolCallStarted)] == ["home_turn_off", "timer_start"]
+    assert "Tool result:" in llm.prompts[1] and "Turned off the lights" in llm.prompts[1]  # observed
+    assert "done" not in json.dumps(llm.schemas[0]) and "done" in json.dumps(llm.schemas[1])
+    home = reg.service("home").snapshot()
+    assert all(e.state == "off" for e in home.entities if e.domain == "light" and e.area_id in ("living_room", "kitchen", "hallway"))
+    await reg.close()
+
+
+async def test_follow_ups(config):
+    cfg = _cfg(config, **{"llm.enabled": False})
+    bus = EventBus()
+    events = bus.record()
+    controller = await build_controller(cfg, bus)
+    try:
+        pipeline = Pipeline(cfg, None, responder=controller.router, bus=bus)
+        reply, calls, _ = await _ask(pipeline, events, "turn on the lights in the living room")
+        assert calls == [("home_turn_on", {"area": "Living Room", "domain": ["light"]} | {k: None for k in ("name", "floor", "device_class")})]
+        reply, calls, routes = await _ask(pipeline, events, "and the kitchen too")
+        assert calls[0][0] == "home_turn_on" and calls[0][1]["area"] == "Kitchen" and calls[0][1]["domain"] == ["light"]
+        assert routes[0][0] == "fast_path" and "follow-up" in routes[0][1]
+        assert reply == "Turned on the lights in the kitchen."
+        await _ask(pipeline, events, "set the temperature to 21 degrees")
+        reply, calls, _ = await _ask(pipeline, events, "make it warmer")
+        assert calls[0] == ("home_set_temperature", {"temperature": 22.0, "name": "Thermostat", "area": None, "floor": None})
+        reply, calls, _ = await _ask(pipeline, events, "set the desk lamp to 40 percent")
+        reply, calls, _ = await _ask(pipeline, events, "a bit brighter")
+        assert calls[0][0] == "home_set_light" and calls[0][1]["brightness"] == 65
+    finally:
+        await controller.close()
+
+
+async def test_an_llm_follow_up_sees_the_history(config):
+    cfg = _cfg(config)
+    bus = EventBus()
+    reg = await ToolRegistry.create(cfg, bus)
+    llm = ScriptedLLM([
+        {"tool": "home_turn_on", "arguments": {"name": "Bedroom Fan"}},
+        {"tool": "done", "arguments": {}},
+        {"tool": "home_turn_off", "arguments": {"name": "Bedroom Fan"}},
+        {"tool": "done", "arguments": {}},
+    ])
+    local = LocalController(llm, reg, bus, cfg.llm)
+    conv = Conversation(max_turns=cfg.llm.history_turns)
+    _ = [p async for p in local.respond("it's stuffy up here, put the bedroom fan on", turn=1, conversation=conv)]
+    _ = [p async for p in local.respond("ok that's enough, the bedroom fan can go off", turn=2, conversation=conv)]
+    assert "put the bedroom fan on" in llm.prompts[2] and '"home_turn_on"' in llm.prompts[2]
+    await reg.close()
+
+
+def test_history_is_bounded_and_summarised():
+    conv = Conversation(max_turns=2, max_summary=3)
+    for i in range(6):
+        conv.add_tool_call("timer_start", {"minutes": i}, {"ok": True})
+        conv.add(f"timer {i}", f"Timer set for {i} minutes.")
+    assert len(conv.recent) == 2 and len(conv.summary) == 3
+    msgs = conv.messages()
+    assert msgs[0]["role"] == "system" and "timer_start(minutes=3) -> ok" in msgs[0]["content"]
+    assert "minutes=0" not in json.dumps(msgs)  # the oldest fell off the summary
+
+
+# ---------------------------------------------------------------------------- remote tiers
+
+
+@pytest.fixture(scope="module")
+def openai_server(tmp_path_factory):
+    need_test_models()
+    with llama_server(GGUF, tmp_path_factory.mktemp("llama")) as url:
+        yield url
+
+
+def _remote_cfg(config: Config, endpoints: list[dict], policy: str = "allowed", **extra) -> Config:
+    return _cfg(config, **{"remote.policy": policy, "remote.endpoints": endpoints, "remote.breaker_failures": 1, **extra})
+
+
+async def test_local_only_policy_never_calls_out(config, openai_server):
+    proxy = RecordingProxy(openai_server)
+    try:
+        cfg = _remote_cfg(config, [{"name": "lan", "base_url": proxy.url, "model": "m", "privacy": "lan"}], policy="never")
+        bus = EventBus()
+        events = bus.record()
+        controller = await build_controller(cfg, bus)
+        pipeline = Pipeline(cfg, None, responder=controller.router, bus=bus)
+        for text in ("can I have a medium double shot americano", "ask the cloud who wrote hamlet", "turn on the living room lamp"):
+            await _ask(pipeline, events, text)
+        await controller.close()
+        assert proxy.received == []
+        assert not [e for e in events if isinstance(e, RemoteCall)]
+        assert not (cfg.paths.resolved_data_dir() / "remote_audit.jsonl").exists()
+    finally:
+        proxy.close()
+
+
+async def test_remote_request_is_minimised_and_redacted(config, openai_server):
+    proxy = RecordingProxy(openai_server)
+    try:
+        cfg = _remote_cfg(
+            config, [{"name": "cloud", "base_url": proxy.url, "model": "smollm2", "privacy": "cloud", "timeout_s": 60}],
+            **{"remote.private_terms": ["Alice Smith", "Alice"]},
+        )
+        bus = EventBus()
+        events = bus.record()
+        controller = await build_controller(cfg, bus)
+        pipeline = Pipeline(cfg, None, responder=controller.router, bus=bus)
+        await _ask(pipeline, events, "turn on the living room lamp")  # local: must not leave the device
+        text = ("ask the cloud: write one friendly sentence for Alice Smith (alice@example.com, +44 20 7946 0958) "
+                "who lives at 42 Baker Street, about the living room lamp")
+        reply, calls, routes = await _ask(pipeline, events, text)
+        await controller.close()
+        assert len(proxy.received) >= 1
+        sent = json.dumps(proxy.received[0])
+        for secret in ("Alice", "alice@example.com", "7946", "42 Baker Street", "Living Room Lamp", "living room lamp", "light.living_room_lamp"):
+            assert secret not in sent, secret
+        user = [m for m in proxy.received[0]["messages"] if m["role"] == "user"]
+        assert len(user) == 1 and "<PERSON_1>" in user[0]["content"] and "<EMAIL_1>" in user[0]["content"]
+        assert "<ADDRESS_1>" in user[0]["content"] and "<DEVICE_1>" in user[0]["content"]
+        assert "turn on the living room lamp" not in sent  # no history, only this request
+        assert len(proxy.received[0].get("tools", [])) <= cfg.remote.max_tools
+        assert routes[-1][0] == "remote" and reply
+        assert "<PERSON_1>" not in reply and "<DEVICE_1>" not in reply  # mapped back on the device
+        audit = [json.loads(l) for l in (cfg.paths.resolved_data_dir() / "remote_audit.jsonl").read_text().splitlines()]
+        assert audit[-1]["endpoint"] == "cloud" and audit[-1]["ok"] and audit[-1]["sent"] == proxy.received[-1]
+        assert audit[-1]["prompt_tokens"] > 0
+    finally:
+        proxy.close()
+
+
+async def test_remote_endpoints_down_slow_or_failing(config, openai_server):
+    slow = RecordingProxy(openai_server, mode="slow", delay_s=3.0)
+    failing = RecordingProxy(openai_server, mode="error")
+    good = RecordingProxy(openai_server)
+    down = f"http://127.0.0.1:{free_port()}/v1"
+    try:
+        endpoints = [
+            {"name": "down", "base_url": down, "model": "m", "privacy": "lan", "retries": 1, "timeout_s": 1},
+            {"name": "slow", "base_url": slow.url, "model": "m", "privacy": "lan", "retries": 0, "timeout_s": 1},
+            {"name": "failing", "base_url": failing.url, "model": "m", "privacy": "lan", "retries": 2, "timeout_s": 5},
+        ]
+        cfg = _remote_cfg(config, endpoints, **{"llm.enabled": False, "remote.breaker_cooldown_s": 300})
+        bus = EventBus()
+        events = bus.record()
+        controller = await build_controller(cfg, bus)
+        pipeline = Pipeline(cfg, None, responder=controller.router, bus=bus)
+        reply, _, routes = await _ask(pipeline, events, "who wrote hamlet")
+        assert reply == "Sorry, I can't answer that on my own, and I can't reach the bigger model right now."
+        assert len(failing.received) == 3  # retried twice with backoff
+        assert len(slow.received) == 1
+        # the breakers are open now: the next request does not wait for dead servers
+        n_failing = len(failing.received)
+        reply, _, routes = await _ask(pipeline, events, "who painted the mona lisa")
+        assert len(failing.received) == n_failing
+        assert routes[-1][0] == "none" and "every remote endpoint is failing" in routes[-1][1]
+        # local commands keep working
+        reply, calls, _ = await _ask(pipeline, events, "turn on the living room lamp")
+        assert reply == "Turned on the living room lamp."
+        await controller.close()
+
+        cfg2 = _remote_cfg(config, [endpoints[0], {"name": "good", "base_url": good.url, "model": "m", "privacy": "lan", "timeout_s": 60}],
+                           **{"llm.enabled": False})
+        controller = await build_controller(cfg2, bus)
+        pipeline = Pipeline(cfg2, None, responder=controller.router, bus=bus)
+        reply, _, routes = await _ask(pipeline, events, "who wrote hamlet")
+        assert routes[-1] == ("remote", "the user asked for the remote model; asking good (lan)") or routes[-1][0] == "remote"
+        assert reply and len(good.received) == 1
+        await controller.close()
+    finally:
+        for p in (slow, failing, good):
+            p.close()
+
+
+async def test_ask_first_policy_respects_a_no(config, openai_server):
+    proxy = RecordingProxy(openai_server)
+    try:
+        cfg = _remote_cfg(config, [{"name": "cloud", "base_url": proxy.url, "model": "m"}], policy="ask", **{"llm.enabled": False})
+        asked = []
+
+        async def no(req):
+            asked.append(req.prompt)
+            return False
+
+        bus = EventBus()
+        controller = await build_controller(cfg, bus, confirm=no)
+        pipeline = Pipeline(cfg, None, responder=controller.router, bus=bus)
+        reply = await pipeline.handle_text("who wrote hamlet", speak=False)
+        await controller.close()
+        assert proxy.received == []
+        assert asked and "leave this device" in asked[0]
+        assert reply.startswith("OK, I'll keep that on the device.")
+    finally:
+        proxy.close()
+
+
+def test_redactor_round_trip():
+    r = Redactor(devices=["Living Room Lamp"], areas=["Living Room"], entity_ids=["light.living_room_lamp"], people=["Alice Smith"])
+    text = "Tell Alice Smith (alice@example.com, +1 415 555 0100) the Living Room Lamp is on; GPS 51.5237, -0.1585; 123456 stays."
+    red = r.redact(text)
+    for secret in ("Alice", "alice@", "555", "Living Room", "51.5237"):
+        assert secret not in red
+    assert "123456 stays" in red
+    assert r.restore(red) == text
+    assert r.restore({"name": "<DEVICE_1>"}) == {"name": "Living Room Lamp"}
