@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from .config import Config
+from .errors import ModelError
 from .speech.asr import SpeechRecognizer
 from .speech.endpoint import Endpointer
 from .speech.listener import Listener
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from .controller.router import Router
     from .toolkit.registry import ConfirmHook, ToolRegistry
 
-__all__ = ["Controller", "Speech", "build_controller", "load_speech", "model_store"]
+__all__ = ["Controller", "Speech", "build_controller", "choose_models", "load_speech", "missing_models", "model_store"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,54 @@ Notice = Callable[[str], None]
 def model_store(config: Config) -> ModelStore:
     """The model store the config points at."""
     return ModelStore(config.paths.resolved_models_dir())
+
+
+_MODEL_KEYS = (("asr", "asr.model"), ("tts", "tts.voice"), ("llm", "llm.model"))
+
+
+def choose_models(config: Config, store: ModelStore, tier: str | None = None) -> Config:
+    """Replace ``"auto"`` models with concrete ones.
+
+    "auto" means this machine's tier default (``models/catalog.toml`` [defaults]) if it is
+    installed, else an installed model of that kind, else the tier default (to be pulled).
+    """
+    from .store import detect_tier  # noqa: PLC0415
+
+    tier = tier or detect_tier()
+    defaults = store.catalog.defaults.get(tier, ())
+    installed = [n for n in store.installed_names() if store.is_ready(n)]
+    overrides = {}
+    for kind, key in _MODEL_KEYS:
+        section, field = key.split(".")
+        current = getattr(getattr(config, section), field)
+        if current != "auto":
+            continue
+        default = next((n for n in defaults if store.catalog.entries[n].kind == kind), None)
+        ready = [n for n in installed if store.entry(n).kind == kind]
+        overrides[key] = default if default in ready or not ready else ready[0]
+        if overrides[key] is None:
+            raise ModelError(f"no {kind} model is installed and the catalog has no default for tier {tier}", hint="assistant models pull NAME")
+    return config.with_overrides(overrides) if overrides else config
+
+
+def missing_models(config: Config, store: ModelStore) -> list[str]:
+    """Catalog models the config names that are not installed and verified (paths are not checked)."""
+    refs = [config.wake.features, *config.wake.models, config.asr.model, config.tts.voice]
+    if config.llm.enabled:
+        refs.append(config.llm.model)
+    out = []
+    for ref in refs:
+        if ref == "auto" or _is_path_ref(ref) or ref in out:
+            continue
+        if not store.is_ready(ref):
+            out.append(ref)
+    return out
+
+
+def _is_path_ref(ref: str) -> bool:
+    from .store.store import _is_path  # noqa: PLC0415
+
+    return _is_path(ref)
 
 
 def _resolve(store: ModelStore, ref: str, kind: str, notice: Notice | None) -> Path:
@@ -55,10 +104,12 @@ def load_wake_model(config: Config, store: ModelStore, notice: Notice | None = N
 
 
 def load_asr(config: Config, store: ModelStore, notice: Notice | None = None) -> SpeechRecognizer:
+    config = choose_models(config, store)
     return SpeechRecognizer(_resolve(store, config.asr.model, "asr", notice), config.asr)
 
 
 def load_tts(config: Config, store: ModelStore, notice: Notice | None = None) -> SpeechSynthesizer:
+    config = choose_models(config, store)
     return SpeechSynthesizer(_resolve(store, config.tts.voice, "tts", notice), config.tts)
 
 
@@ -92,6 +143,7 @@ async def load_speech(
         MissingDependencyError: An engine's package is not installed.
     """
     store = store or model_store(config)
+    config = choose_models(config, store)
     jobs = {}
     if wake:
         jobs["wake"] = asyncio.to_thread(load_wake_model, config, store, notice)
@@ -161,6 +213,7 @@ async def build_controller(
         from .controller.local_llm import LocalController  # noqa: PLC0415
 
         store = store or model_store(config)
+        config = choose_models(config, store)
         engine = await asyncio.to_thread(load_llm, _resolve(store, config.llm.model, "llm", notice), config.llm)
         local = LocalController(engine, registry, bus, config.llm)
         if fast is not None:

@@ -152,8 +152,9 @@ class EndpointConfig(_Section):
 class AsrConfig(_Section):
     """Speech recognition with faster-whisper."""
 
-    model: str = "whisper-tiny.en"
-    """Catalog name or a directory holding a CTranslate2 Whisper model."""
+    model: str = "auto"
+    """Catalog name, a directory holding a CTranslate2 Whisper model, or "auto" (this machine's
+    tier default, or an installed ASR model)."""
     threads: int = Field(default=0, ge=0, le=64)
     """CPU threads; 0 = all cores."""
     compute_type: Literal["int8", "int8_float32", "float32"] = "int8"
@@ -170,8 +171,8 @@ class AsrConfig(_Section):
 class TtsConfig(_Section):
     """Speech synthesis with piper."""
 
-    voice: str = "piper-en_US-joe-medium"
-    """Catalog name or path to a piper .onnx voice (its .onnx.json beside it)."""
+    voice: str = "auto"
+    """Catalog name, path to a piper .onnx voice (its .onnx.json beside it), or "auto"."""
     threads: int = Field(default=0, ge=0, le=64)
     length_scale: float | None = Field(default=None, gt=0.2, lt=5.0)
     """Speaking rate: < 1 faster, > 1 slower; None = the voice's own."""
@@ -186,8 +187,8 @@ class LlmConfig(_Section):
     """The local LLM controller (llama-cpp-python, any GGUF chat model)."""
 
     enabled: bool = True
-    model: str = "smollm2-135m-instruct"
-    """Catalog name or path to a .gguf file."""
+    model: str = "auto"
+    """Catalog name, path to a .gguf file, or "auto"."""
     threads: int = Field(default=0, ge=0, le=64)
     context: int = Field(default=4096, ge=512, le=131072)
     temperature: float = Field(default=0.2, ge=0.0, le=2.0)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Callable, Protocol, Sequence
@@ -53,7 +54,15 @@ from .speech.listener import BargeIn, Listener, ListenerMode
 from .speech.tts import SentenceSplitter, SpeechSynthesizer, earcon
 from .speech.wake import WakeHit, WakeVerifier, phrase_from_model_name, wake_window
 
-__all__ = ["Pipeline", "Responder"]
+__all__ = ["Pipeline", "Responder", "is_yes"]
+
+_YES = re.compile(r"\b(yes|yeah|yep|yup|sure|ok|okay|do it|go ahead|please do|confirm(ed)?|affirmative|correct|absolutely|of course)\b", re.I)
+_NO = re.compile(r"\b(no|nope|don'?t|do not|cancel|stop|never ?mind|negative|wait)\b", re.I)
+
+
+def is_yes(text: str) -> bool:
+    """A spoken yes ("yes please", "go ahead"), and no "no" in it."""
+    return bool(_YES.search(text)) and not _NO.search(text)
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +117,10 @@ class Pipeline:
         self.state = AssistantState.IDLE
         self.muted = False
         self._wake_phrases = [phrase_from_model_name(n) for n in self.config.wake.models]
+        self._frames: AsyncIterator[np.ndarray] | None = None
+        self._reply_waiter: asyncio.Future | None = None
+        self._announcements: asyncio.Queue[str] = asyncio.Queue()
+        self._announcer: asyncio.Task | None = None
 
     # ------------------------------------------------------------------ helpers
 
@@ -132,8 +145,9 @@ class Pipeline:
             raise AssistantError("this pipeline has no listener (wake word and endpointing)")
         self.realtime = bool(getattr(source, "realtime", False))
         self._set_state(AssistantState.IDLE)
+        self._frames = source.frames()
         try:
-            async for frame in source.frames():
+            async for frame in self._frames:
                 if self.muted:
                     continue
                 out = self.listener.process(frame)
@@ -154,6 +168,10 @@ class Pipeline:
 
     async def _on_listener(self, out) -> None:
         assert self.listener is not None
+        waiter = self._reply_waiter
+        if waiter is not None and not waiter.done() and isinstance(out, (UtteranceEnd, NoSpeechTimeout)):
+            waiter.set_result(out)  # the answer to a question the assistant asked (realtime mode)
+            return
         if isinstance(out, WakeHit):
             await self._on_wake(out)
         elif isinstance(out, BargeIn):
@@ -250,6 +268,9 @@ class Pipeline:
             self._finish_turn(turn, ok=True)
             return
         await self.speak_reply(self.responder.respond(text, turn=turn.id), turn=turn.id, t_ref=t_end)
+        end_reply = getattr(self.sink, "end_reply", None)
+        if end_reply is not None:
+            await end_reply()
         self._finish_turn(turn, ok=True, follow_up=True)
 
     def _finish_turn(self, turn: _Turn, *, ok: bool, follow_up: bool = False) -> None:
@@ -367,6 +388,66 @@ class Pipeline:
         pause = int(self.tts.sample_rate * self.config.tts.sentence_pause_ms / 1000)
         if pause:
             await self.sink.play(np.zeros(pause, dtype=np.int16), self.tts.sample_rate)
+
+    # ------------------------------------------------------------------ asking and announcing
+
+    async def listen_for_reply(self, timeout_s: float = 5.0) -> str:
+        """Capture the user's next utterance (after a question) and return its transcript ("" if none).
+
+        With a real-time source the frame loop keeps running and hands the utterance over; with a
+        file read as fast as possible, the following audio is read here, in order.
+        """
+        if self.listener is None or self.asr is None or self._frames is None:
+            return ""
+        self.listener.capture(timeout_s)
+        self._set_state(AssistantState.LISTENING)
+        out = None
+        if self.realtime:
+            self._reply_waiter = asyncio.get_running_loop().create_future()
+            try:
+                out = await asyncio.wait_for(self._reply_waiter, timeout_s + self.config.endpoint.max_utterance_s)
+            except asyncio.TimeoutError:
+                out = None
+            finally:
+                self._reply_waiter = None
+        else:
+            async for frame in self._frames:
+                res = self.listener.process(frame)
+                if isinstance(res, (UtteranceEnd, NoSpeechTimeout)):
+                    out = res
+                    break
+            else:
+                out = self.listener.finish()
+        self.listener.busy()
+        if not isinstance(out, UtteranceEnd):
+            return ""
+        result = await asyncio.to_thread(self.asr.transcribe, out.audio)
+        text = strip_wake_phrase(result.text, self._wake_phrases)
+        self.bus.emit(FinalTranscript(text=text, turn=self._turn.id if self._turn else None))
+        return text
+
+    async def ask_yes_no(self, question: str, *, turn: int | None = None, timeout_s: float = 5.0) -> bool:
+        """Say ``question`` and listen for yes or no (no answer, or anything else, is no)."""
+        t = turn if turn is not None else (self._turn.id if self._turn else 0)
+        if self.tts is not None and self.sink is not None:
+            self.bus.emit(Speak(text=question, turn=t))
+            await self._speak_sentence(question, t, time.perf_counter(), {"done": True})
+            await self.sink.drain()
+        answer = await self.listen_for_reply(timeout_s)
+        return is_yes(answer)
+
+    def announce(self, text: str) -> None:
+        """Speak ``text`` when the assistant is next free (a timer going off)."""
+        self._announcements.put_nowait(text)
+        if self._announcer is None or self._announcer.done():
+            self._announcer = asyncio.get_running_loop().create_task(self._announce_loop())
+
+    async def _announce_loop(self) -> None:
+        while not self._announcements.empty():
+            text = await self._announcements.get()
+            while self._turn is not None or self.state in (AssistantState.SPEAKING, AssistantState.THINKING, AssistantState.TRANSCRIBING):
+                await asyncio.sleep(0.05)
+            await self.say(text)
 
     async def interrupt(self, reason: str = "user") -> None:
         """Stop speaking at once and drop the reply in progress (barge-in, stop key)."""

@@ -218,6 +218,8 @@ class AudioSink(Protocol):
 
     async def close(self) -> None: ...
 
+    # Sinks may also have ``async def end_reply()`` (called after each spoken reply).
+
 
 class WavSink:
     """Writes reply audio to a 16-bit mono WAV file, as it arrives.
@@ -230,9 +232,10 @@ class WavSink:
         AudioFileError: The file cannot be created or written (e.g. disk full).
     """
 
-    def __init__(self, path: str | Path, sample_rate: int | None = None) -> None:
+    def __init__(self, path: str | Path, sample_rate: int | None = None, reply_gap_s: float = 1.0) -> None:
         self.path = Path(path)
         self.sample_rate = sample_rate
+        self.reply_gap_s = reply_gap_s
         self._file: sf.SoundFile | None = None
         self.samples_written = 0
 
@@ -264,6 +267,11 @@ class WavSink:
 
     async def interrupt(self) -> None:
         return None
+
+    async def end_reply(self) -> None:
+        """Write ``reply_gap_s`` of silence after a reply, so the replies of a run stand apart."""
+        if self._file is not None and self.sample_rate and self.reply_gap_s > 0:
+            await self.play(np.zeros(int(self.sample_rate * self.reply_gap_s), dtype=np.int16), self.sample_rate)
 
     async def close(self) -> None:
         if self._file is None:

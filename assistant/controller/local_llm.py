@@ -58,6 +58,36 @@ ACTIONABLE_SCORE = 3.5
 COMMAND_TOOLS = 4
 """Tools offered for a request that is clearly a command."""
 
+_CLAIM = re.compile(
+    r"\b(i('| ha)ve|i('| wi)ll|i am|i'm) (now |just )?(turn(ed)?|switch(ed)?|set|add(ed)?|order(ed)?|book(ed)?|sen[dt]|start(ed)?|open(ed)?|close[d]?|lock(ed)?|unlock(ed)?|ma(de|ke)|brew(ed)?|call(ed)?|place[d]?|going to)\b"
+    r"|\bhere('s| is) your\b|\byour \w+( \w+)? (is|are) (ready|on (its|the) way|coming|ordered|done|set)\b|^\s*(sure|of course|done|okay|ok)\b[,!. ]",
+    re.I,
+)
+"""A reply that claims an action (the model must call a tool for that, never just say it)."""
+
+_ACTION_REQUEST = re.compile(
+    r"^\s*(please\s+)?((can|could|would|will|may)\s+(i|we|you)\s+(please\s+)?(have|get|order|buy|book|make|bring|send|call|pay|reserve)\b"
+    r"|(i|we)('d| would)\s+like\b|(i|we)\s+(want|need)\s+(a|an|some|to\s+(order|buy|book))\b"
+    r"|(get|give|bring|make|order|buy|book|send|call|fetch|reserve|text|email|message|pay|transfer)\s+(me|us)\b)",
+    re.I,
+)
+"""Requests for an action ("can I have …", "order me …", "I'd like …"): only a tool can serve them."""
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"[^a-z0-9 ]", "", text.lower()).strip()
+
+
+def _repeats(answer: str, said: list[str]) -> bool:
+    """The answer only repeats sentences already spoken (a small model echoing the tool result)."""
+    before = _norm(" ".join(said))
+    return not _norm(answer) or _norm(answer) in before
+
+
+def is_action_request(text: str) -> bool:
+    """True for a request to *do* something (as opposed to a question or chit-chat)."""
+    return bool(_ACTION_REQUEST.search(text))
+
 
 @dataclass
 class LocalResult:
@@ -392,6 +422,12 @@ class LocalController:
         """Answer a request; yields spoken text pieces and finally a :class:`LocalResult`."""
         deadline = time.monotonic() + self.config.time_limit_s
         tools, command = self._candidates(text)
+        if not command and is_action_request(text):
+            # "can I have a double shot americano": an action no tool here matches. Saying so is
+            # the honest answer; letting a small model improvise one is how assistants lie.
+            self.bus.emit(StageTiming(stage="llm", ms=0.0, turn=turn, detail="skipped: an action request no tool matches"))
+            yield LocalResult(handled=False, reason="no tool can do that (an action request that matches no tool)")
+            return
         allowed = {t.name for t in tools}
         choices = self._choices()
         messages = [*self.prefix_messages(), *conversation.messages(), {"role": "user", "content": text}]
@@ -408,14 +444,51 @@ class LocalController:
             stats = CompletionStats()
             try:
                 async with asyncio.timeout(max(0.1, deadline - time.monotonic())):
+                    held = ""
+                    # no tool called yet: the first sentence is checked for false claims before it
+                    # is spoken; after tools ran, the answer is held back whole and dropped if it
+                    # only repeats what the tools already said
+                    checking = not result.tool_calls
+                    holding = bool(result.tool_calls)
+                    claimed = False
+                    answer_started = False
                     async for piece in self.engine.stream(prompt, schema=schema):
                         if isinstance(piece, CompletionStats):
                             stats = piece
                             break
                         spoken = answer.feed(piece)
-                        if spoken:
-                            said.append(spoken)
-                            yield spoken
+                        if not spoken:
+                            continue
+                        if holding:
+                            held += spoken
+                            continue
+                        if checking:
+                            held += spoken
+                            if not re.search(r"[.!?](\s|$)", held):
+                                continue
+                            checking = False
+                            if _CLAIM.search(held):
+                                claimed = True
+                                break
+                            spoken, held = held, ""
+                        if not answer_started:
+                            answer_started = True
+                            if said:  # after earlier sentences of this turn
+                                spoken = " " + spoken.lstrip()
+                        said.append(spoken)
+                        yield spoken
+                    if held and not claimed:
+                        if checking and _CLAIM.search(held):
+                            claimed = True
+                        elif not (holding and _repeats(held, said)):
+                            piece_out = (" " if said else "") + held.strip()
+                            said.append(piece_out)
+                            yield piece_out
+                    if claimed:
+                        log.info("the local model claimed an action without a tool: %r", answer.raw[:120])
+                        conversation.add(text, "")
+                        yield LocalResult(handled=False, reason="the local model claimed an action it has no tool for", steps=step + 1)
+                        return
             except TimeoutError:
                 reply = "Sorry, that took me too long."
                 yield (" " if said else "") + reply

@@ -205,6 +205,16 @@ class ModelStore:
             (mdir / ".verified.json").unlink(missing_ok=True)
         return st
 
+    def is_ready(self, name: str) -> bool:
+        """Installed and verified (cheap when nothing changed since the last check)."""
+        if not self.model_dir(name).is_dir():
+            return False
+        try:
+            st = self.status(name)
+        except ModelError:
+            return False
+        return st.installed and st.verified
+
     def resolve(self, ref: str, kind: str) -> Path:
         """Turn a config value (catalog name or path) into the path an engine loads.
 
@@ -218,6 +228,8 @@ class ModelStore:
             ModelError: The path does not exist, the model is not installed, is of another kind,
                 or fails verification (it is then never loaded).
         """
+        if ref == "auto":
+            raise ModelError(f'the {kind} model is "auto" here; it must be chosen first', hint="this is a bug: call app.choose_models()")
         if _is_path(ref):
             p = Path(ref).expanduser()
             if not p.exists():
@@ -423,8 +435,12 @@ class ModelStore:
                     continue
                 unknown.append(p)
                 continue
+            same_name = [(e, f) for e, f in matches if Path(f.path).name == p.name]
             for entry, f in matches:
-                planned.setdefault(entry.name, []).append((p, f, len(matches) == 1))
+                # a file "belongs" to a model when only that model has it, or only that model
+                # has it under this file name (shared files like Whisper's tokenizer belong to none)
+                unique = len(matches) == 1 or (len(same_name) == 1 and same_name[0][0] is entry)
+                planned.setdefault(entry.name, []).append((p, f, unique))
         # Files shared by several models (Whisper's tokenizer) only complete a model that is
         # already in the store or whose own files are imported too.
         for model_name, items in planned.items():

@@ -1,0 +1,161 @@
+"""``assistant run``: the main job — wake word → request → tools → spoken reply, until stopped."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+
+from ..app import build_controller, choose_models, load_speech, missing_models, model_store
+from ..audio.devices import MicrophoneSource, SpeakerSink
+from ..audio.io import FileSource, WavSink
+from ..bus import EventBus, JsonlWriter
+from ..config import Config
+from ..errors import AssistantError, ModelError
+from ..events import (
+    ErrorEvent,
+    Event,
+    FinalTranscript,
+    Reply,
+    RouteDecided,
+    StageTiming,
+    TimerFired,
+    ToolCallFinished,
+    TurnFinished,
+    WakeDetected,
+)
+from ..pipeline import Pipeline
+from ..store import detect_tier
+from ..toolkit.registry import ConfirmationRequest
+from . import warn
+
+__all__ = ["register", "VoiceConfirm", "ensure_models"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="the assistant: listen for the wake word and answer (microphone and speaker, or files)")
+    p.add_argument("--input", "-i", metavar="FILE", help="a recording to use as the microphone (WAV/FLAC/MP3)")
+    p.add_argument("--output", "-o", metavar="FILE", help="write the spoken replies to this WAV instead of the speaker")
+    p.add_argument("--events", metavar="FILE", help="write every event as JSON lines")
+    p.add_argument("--realtime", action="store_true", help="play the --input file at speech speed (barge-in and follow-ups as live)")
+    p.add_argument("--no-pull", action="store_true", help="never download models (fail if one is missing)")
+    p.add_argument("--quiet", "-q", action="store_true", help="do not print the conversation")
+    p.add_argument("--input-device", metavar="NAME|INDEX")
+    p.add_argument("--output-device", metavar="NAME|INDEX")
+    p.set_defaults(func=run)
+
+
+class VoiceConfirm:
+    """Confirmation by voice: the question is spoken, and a spoken yes or no answers it."""
+
+    def __init__(self) -> None:
+        self.pipeline: Pipeline | None = None
+
+    async def __call__(self, req: ConfirmationRequest) -> bool:
+        if self.pipeline is None:
+            return False
+        return await self.pipeline.ask_yes_no(req.prompt)
+
+
+class ConversationPrinter:
+    """Prints the conversation as it happens."""
+
+    def __init__(self, out=sys.stdout) -> None:
+        self.out = out
+        self.timings: dict[int | None, dict[str, float]] = {}
+
+    def __call__(self, e: Event) -> None:
+        p = lambda s: print(s, file=self.out, flush=True)  # noqa: E731
+        if isinstance(e, WakeDetected):
+            p(f"[{e.audio_time_s:7.2f}s] wake word ({e.model}, {e.score:.2f})")
+        elif isinstance(e, FinalTranscript) and e.text:
+            p(f"  you:    {e.text}")
+        elif isinstance(e, RouteDecided):
+            p(f"  route:  {e.route} ({e.reason})")
+        elif isinstance(e, ToolCallFinished):
+            p(f"  tool:   {e.tool} -> {'ok' if e.ok else e.error}")
+        elif isinstance(e, Reply) and e.text:
+            p(f"  jarvis: {e.text}")
+        elif isinstance(e, ErrorEvent):
+            p(f"  error:  {e.stage}: {e.message}")
+        elif isinstance(e, StageTiming):
+            self.timings.setdefault(e.turn, {})[e.stage] = self.timings.get(e.turn, {}).get(e.stage, 0.0) + e.ms
+        elif isinstance(e, TurnFinished):
+            t = self.timings.pop(e.turn, {})
+            keys = [k for k in ("endpoint", "asr", "fast_path", "llm_first_token", "llm", "remote", "tts_first_audio", "first_audio") if k in t]
+            if keys:
+                p("  ms:     " + " · ".join(f"{k} {t[k]:.0f}" for k in keys))
+
+
+def ensure_models(config: Config, *, pull: bool) -> Config:
+    """Choose "auto" models and fetch what is missing (first run), with progress bars.
+
+    Raises:
+        ModelError: A model is missing and may not (or cannot) be downloaded.
+    """
+    from .models_cmd import pull_with_progress  # noqa: PLC0415
+
+    store = model_store(config)
+    config = choose_models(config, store)
+    missing = missing_models(config, store)
+    if missing:
+        if not pull:
+            raise ModelError(
+                f"models not installed: {', '.join(missing)}",
+                hint=f"run `assistant models pull {' '.join(missing)}` (or drop --no-pull)",
+            )
+        warn(f"first run: fetching the models for this machine (tier {detect_tier()}) into {store.root}: {', '.join(missing)}")
+        try:
+            pull_with_progress(store, missing)
+        except ModelError as exc:
+            raise ModelError(
+                exc.message,
+                hint=(exc.hint + "; " if exc.hint else "") + "or copy the files here and run `assistant models import PATH`",
+            ) from None
+    return config
+
+
+async def run(args: argparse.Namespace, config: Config) -> int:
+    from . import config_of  # noqa: PLC0415
+
+    config = config_of(args, config)
+    config = await asyncio.to_thread(ensure_models, config, pull=not args.no_pull)
+    source = FileSource(args.input, realtime=args.realtime) if args.input else None  # a bad file fails before models load
+    bus = EventBus()
+    if not args.quiet:
+        bus.subscribe(ConversationPrinter())
+    writer = JsonlWriter(args.events) if args.events else None
+    if writer is not None:
+        bus.subscribe(writer)
+    confirm = VoiceConfirm()
+    t0 = time.perf_counter()
+    speech, controller = await asyncio.gather(
+        load_speech(config, notice=warn),
+        build_controller(config, bus, confirm=confirm, notice=warn),
+    )
+    sink = None
+    try:
+        if source is None:
+            source = MicrophoneSource(config.audio.input_device)
+        sink = WavSink(args.output, config.audio.output_sample_rate) if args.output else SpeakerSink(config.audio.output_device, config.audio.output_sample_rate)
+        pipeline = Pipeline(
+            config, speech.listener, asr=speech.asr, tts=speech.tts, responder=controller.router, sink=sink, bus=bus,
+            verifier=speech.verifier, hotwords=controller.hotwords,
+        )
+        confirm.pipeline = pipeline
+        bus.subscribe(lambda e: pipeline.announce(f"Your {e.name.removeprefix('the ')} is done.") if isinstance(e, TimerFired) else None)
+        if not args.quiet:
+            where = f"'{source.device.name}'" if isinstance(source, MicrophoneSource) else str(args.input)
+            phrase = " or ".join(f"'{p}'" for p in pipeline._wake_phrases)
+            warn(f"ready in {time.perf_counter() - t0:.1f} s; listening for {phrase} on {where}" + (" (Ctrl-C to stop)" if args.input is None else ""))
+        await pipeline.run(source)
+    except asyncio.CancelledError:
+        pass
+    finally:
+        if sink is not None:
+            await sink.close()
+        await controller.close()
+        if writer is not None:
+            writer.close()
+    return 0
