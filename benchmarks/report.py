@@ -1,0 +1,106 @@
+"""The benchmark table (stdout) and plots (PNG)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def _g(d: dict, *keys, default="-"):
+    for k in keys:
+        if not isinstance(d, dict) or k not in d:
+            return default
+        d = d[k]
+    return d
+
+
+def table(r: dict[str, Any]) -> str:
+    m = r.get("machine", {})
+    rows: list[tuple[str, str]] = [("machine", f"{m.get('cpu', '?')}, {m.get('cores')} cores, {m.get('mem_gb')} GiB, Python {m.get('python')}"),
+                                   ("models", ", ".join(f"{v}" for v in r.get("models", {}).values() if isinstance(v, str)))]
+    for route, e in r.get("e2e", {}).items():
+        rows.append((f"e2e {route}: end of utterance → first audio", f"p50 {_g(e, 'ours_ms', 'p50')} ms, p95 {_g(e, 'ours_ms', 'p95')} ms (n={_g(e, 'ours_ms', 'n')})"))
+        rows.append((f"e2e {route}: naive sequential pipeline", f"p50 {_g(e, 'naive_ms', 'p50')} ms → naive/ours = {e.get('ratio_naive_over_ours_p50')}x"))
+        st = e.get("stages_ms", {})
+        parts = [f"{k} {v['p50']:.0f}" for k, v in st.items() if k not in ("first_audio",) and isinstance(v, dict) and "p50" in v]
+        rows.append((f"e2e {route}: stages p50 ms", " · ".join(parts)))
+    w = r.get("wake")
+    if w:
+        rows.append(("wake: detection rate", f"{w['detection_rate']:.0%} of {w['positive_clips']} positive clips"))
+        rows.append(("wake: false activations", f"{w['false_activations']} in {w['negative_audio_minutes']} min of speech = {w['false_activations_per_hour']}/hour"))
+        rows.append(("wake: CPU ms per audio second", " · ".join(f"{k} {v}" for k, v in w["cpu_ms_per_audio_s"].items())))
+    a = r.get("asr")
+    if a:
+        rows.append((f"asr ({a['model']}, {a['threads']} threads)", f"RTF p50 {a['rtf_p50']}, WER {a['wer_overall']:.1%} over {len(a['clips'])} clips"))
+    ro = r.get("routing", {})
+    if "fast_path" in ro:
+        f = ro["fast_path"]
+        rows.append(("fast path on HA intent tests", f"{f['routed_right']}/{f['served']} = {f['accuracy']:.1%}; match p50 {f['match_ms']['p50']} ms, p95 {f['match_ms']['p95']} ms"))
+    if "local_llm" in ro:
+        l = ro["local_llm"]
+        rows.append((f"local LLM ({l['model']}) tool choice", f"{l['right_tool']}/{l['requests']} = {l['tool_choice_accuracy']:.0%}" if l["requests"] else "-"))
+        rows.append(("local LLM time to first token", f"cached p50 {_g(l, 'ttft_cached_ms', 'p50')} ms vs cold p50 {_g(l, 'ttft_cold_ms', 'p50')} ms ({l['prefix_tokens']}-token prefix)"))
+        rows.append(("local LLM generation", f"{_g(l, 'tokens_per_s', 'p50')} tokens/s"))
+    t = r.get("tts")
+    if t:
+        rows.append(("tts time to first audio", " · ".join(f"{k} {v['first_audio_ms']['p50']} ms" for k, v in t.items())))
+        rows.append(("tts real-time factor", " · ".join(f"{k} {v['rtf_p50']}" for k, v in t.items())))
+    mem = r.get("memory")
+    if mem:
+        rows.append(("peak RSS of `assistant run`", f"{mem['peak_rss_mb']} MB (exit {mem['exit_code']}, {mem['wall_s']} s)"))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def plot(r: dict[str, Any], out: Path) -> list[Path]:
+    """Distributions as PNG files; returns their paths (none if matplotlib is missing)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    paths = []
+    e2e = r.get("e2e", {})
+    if e2e:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        data, labels = [], []
+        for route, e in e2e.items():
+            for kind in ("ours", "naive"):
+                if e["raw"][kind]:
+                    data.append(e["raw"][kind])
+                    labels.append(f"{route}\n{kind}")
+        ax.boxplot(data, tick_labels=labels)
+        ax.set_ylabel("end of utterance → first reply audio (ms)")
+        ax.set_title("End-to-end latency: this pipeline vs a naive sequential one")
+        fig.tight_layout()
+        p = out / "e2e_latency.png"
+        fig.savefig(p, dpi=110)
+        plt.close(fig)
+        paths.append(p)
+    fp = r.get("routing", {}).get("fast_path")
+    if fp:
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        ax.hist(fp["raw_ms"], bins=50)
+        ax.set_xlabel("fast-path match time (ms)")
+        ax.set_ylabel("sentences")
+        ax.set_title(f"Home Assistant intent tests: {fp['accuracy']:.1%} routed right")
+        fig.tight_layout()
+        p = out / "fast_path_match_ms.png"
+        fig.savefig(p, dpi=110)
+        plt.close(fig)
+        paths.append(p)
+    w = r.get("wake")
+    if w:
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        keys = list(w["cpu_ms_per_audio_s"])
+        ax.barh(keys, [w["cpu_ms_per_audio_s"][k] for k in keys])
+        ax.set_xlabel("CPU ms per second of audio")
+        ax.set_title("Wake stage cost: the VAD gate keeps the wake model off in silence")
+        fig.tight_layout()
+        p = out / "wake_cpu.png"
+        fig.savefig(p, dpi=110)
+        plt.close(fig)
+        paths.append(p)
+    return paths

@@ -1,0 +1,426 @@
+"""The benchmark suite: latency, accuracy, CPU and memory, with a naive pipeline side by side.
+
+Every figure is measured here, on this machine, with the models in the store the suite is pointed
+at (``scripts/bench`` builds one from the fixture models: Whisper tiny.en, SmolLM2-135M Q4_1,
+Piper joe-medium, openWakeWord hey_jarvis). Results go to ``<out>/results.json``, a table on
+stdout, and PNG plots in ``<out>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(os.environ.get("ASSISTANT_FIXTURES", ROOT.parent / "shared" / "fixtures"))
+AUDIO = FIXTURES / "audio"
+DATA = Path(__file__).parent / "data"
+
+MODELS = {
+    "asr.model": "whisper-tiny.en",
+    "llm.model": "smollm2-135m-instruct",
+    "tts.voice": "piper-en_US-joe-medium",
+}
+
+
+def stats(values: list[float]) -> dict[str, float]:
+    """n, p50, p95, mean, min, max of a list of numbers (p95 by nearest rank)."""
+    if not values:
+        return {"n": 0}
+    v = sorted(values)
+    return {
+        "n": len(v), "p50": round(statistics.median(v), 2), "p95": round(v[min(len(v) - 1, int(round(0.95 * len(v) + 0.5)) - 1)], 2),
+        "mean": round(statistics.fmean(v), 2), "min": round(v[0], 2), "max": round(v[-1], 2),
+    }
+
+
+@dataclass
+class Context:
+    config: Any
+    quick: bool
+    out: Path
+    results: dict[str, Any] = field(default_factory=dict)
+    speech: Any = None
+    controller: Any = None
+    bus: Any = None
+
+    @property
+    def reps(self) -> int:
+        return 3 if self.quick else 10
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": model or platform.processor(), "cores": os.cpu_count(), "python": platform.python_version(),
+            "machine": platform.machine(), "mem_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)}
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def clip(name: str) -> np.ndarray:
+    from assistant.audio import read_audio
+
+    return read_audio(AUDIO / name)
+
+
+def silence(s: float) -> np.ndarray:
+    return np.zeros(int(s * 16000), dtype=np.int16)
+
+
+def synth(tts, text: str, length_scale: float | None = None) -> np.ndarray:
+    from assistant.audio import resample
+
+    if length_scale is not None:
+        tts._syn.length_scale = length_scale
+    audio, _ = tts.synthesize_all(text)
+    tts._syn.length_scale = tts.config.length_scale
+    return resample(audio, tts.sample_rate, 16000)
+
+
+def espeak(text: str, voice: str, speed: int = 160) -> np.ndarray | None:
+    """Speech from espeak-ng (Debian package), or None when it is not installed."""
+    exe = shutil.which("espeak-ng")
+    if exe is None:
+        return None
+    import tempfile
+
+    from assistant.audio import read_audio
+
+    with tempfile.NamedTemporaryFile(suffix=".wav") as f:
+        subprocess.run([exe, "-v", voice, "-s", str(speed), "-w", f.name, text], check=True, capture_output=True)
+        return read_audio(f.name)
+
+
+class NullSink:
+    """Counts reply audio and notes when the first chunk arrived."""
+
+    sample_rate = None
+
+    def __init__(self) -> None:
+        self.samples = 0
+
+    async def play(self, samples, rate):
+        self.samples += len(samples)
+
+    async def drain(self):
+        pass
+
+    async def interrupt(self):
+        pass
+
+    async def close(self):
+        pass
+
+
+# ---------------------------------------------------------------------------- sections
+
+
+def bench_e2e(ctx: Context) -> None:
+    """End of utterance → first reply audio, ours vs a naive sequential pipeline, per route."""
+    from assistant.audio import ArraySource
+    from assistant.app import build_listener
+    from assistant.events import RouteDecided, StageTiming, TurnFinished
+    from assistant.pipeline import Pipeline
+    from assistant.speech.endpoint import UtteranceEnd
+
+    tts, asr = ctx.speech.tts, ctx.speech.asr
+    recordings = {
+        "fast_path": np.concatenate([silence(0.5), clip("hey_jarvis.wav"), silence(0.3), clip("wfw_turn_on_the_living_room_lamp.wav"), silence(1.0)]),
+        "local_llm": np.concatenate([silence(0.5), clip("hey_jarvis.wav"), silence(1.0), synth(tts, "What is the capital of France?"), silence(1.0)]),
+    }
+    wake_model = ctx.speech.listener.wake.model
+    out: dict[str, Any] = {}
+    for name, audio in recordings.items():
+        ours: list[float] = []
+        stages: dict[str, list[float]] = {}
+        routes: list[str] = []
+        for _ in range(ctx.reps):
+            ctx.controller.router.conversation.clear()
+            bus_events: list = []
+            listener = build_listener(ctx.config, wake_model)
+            wake_model.reset()
+            sink = NullSink()
+            pipe = Pipeline(ctx.config.with_overrides({"endpoint.follow_up_s": 0.0}), listener, asr=asr, tts=tts,
+                            responder=ctx.controller.router, sink=sink, bus=ctx.bus, hotwords=ctx.controller.hotwords)
+            unsub = ctx.bus.subscribe(bus_events.append)
+            asyncio.run(pipe.run(ArraySource(audio)))
+            unsub()
+            turn_stages: dict[str, float] = {}
+            for e in bus_events:
+                if isinstance(e, StageTiming):
+                    turn_stages[e.stage] = turn_stages.get(e.stage, 0.0) + e.ms
+                if isinstance(e, RouteDecided):
+                    routes.append(e.route)
+            if "first_audio" in turn_stages:
+                ours.append(turn_stages["first_audio"])
+            for k, v in turn_stages.items():
+                stages.setdefault(k, []).append(v)
+
+        # the naive pipeline: the same utterance, transcribed whole, the LLM (no fast path, no
+        # prefix cache) writes the whole reply, then all of it is synthesised; first audio after that
+        listener = build_listener(ctx.config, wake_model)
+        wake_model.reset()
+        utt = None
+        for i in range(0, len(audio) - 319, 320):
+            r = listener.process(audio[i : i + 320])
+            if isinstance(r, UtteranceEnd):
+                utt = r
+                break
+        naive: list[float] = []
+        local = ctx.controller.router.local
+        for _ in range(max(2, ctx.reps // 2)):
+            from assistant.controller.memory import Conversation
+
+            t0 = time.perf_counter()
+            text = asr.transcribe(utt.audio).text
+            local.engine.reset()
+
+            async def whole() -> str:
+                return "".join([p async for p in local.respond(text, turn=0, conversation=Conversation()) if isinstance(p, str)])
+
+            reply = asyncio.run(whole()) or "Sorry, I can't help with that."
+            audio_out, _ = tts.synthesize_all(reply)
+            naive.append((time.perf_counter() - t0) * 1000)
+        local.engine.warm(local.engine.render(local.prefix_messages(), generation_prompt=False))
+        s_ours, s_naive = stats(ours), stats(naive)
+        out[name] = {
+            "routes": sorted(set(routes)), "ours_ms": s_ours, "naive_ms": s_naive,
+            "ratio_naive_over_ours_p50": round(s_naive["p50"] / s_ours["p50"], 2) if s_ours.get("p50") else None,
+            "stages_ms": {k: stats(v) for k, v in stages.items()}, "raw": {"ours": ours, "naive": naive},
+        }
+    ctx.results["e2e"] = out
+
+
+def bench_wake(ctx: Context) -> None:
+    """Detection rate, false activations per hour, CPU per audio second with the gate on and off."""
+    from assistant.app import load_wake_model, model_store
+    from assistant.speech.wake import WakeStage
+
+    tts = ctx.speech.tts
+    wm = ctx.speech.listener.wake.model
+
+    def detections(audio: np.ndarray, gated: bool = True) -> tuple[int, WakeStage]:
+        wm.reset()
+        stage = WakeStage(wm, ctx.config.wake.model_copy(update={"vad_gate": gated}))
+        n = 0
+        for i in range(0, len(audio) - 319, 320):
+            if stage.process(audio[i : i + 320]) is not None:
+                n += 1
+        return n, stage
+
+    positives: dict[str, np.ndarray] = {"fixture hey_jarvis.wav": clip("hey_jarvis.wav")}
+    for ls in (0.8, 1.0, 1.25):
+        positives[f"piper joe, length_scale {ls}"] = synth(tts, "Hey Jarvis.", ls)
+    for voice in (["en-us", "en-gb"] if ctx.quick else ["en-us", "en-gb", "en-us+f3", "en-gb+m3", "en-us+f2", "en-gb-scotland"]):
+        a = espeak("Hey Jarvis", voice)
+        if a is not None:
+            positives[f"espeak-ng {voice}"] = a
+    pos_results = {}
+    for name, a in positives.items():
+        n, _ = detections(np.concatenate([silence(0.5), a, silence(0.8)]))
+        pos_results[name] = n
+    detected = sum(1 for v in pos_results.values() if v >= 1)
+
+    negatives = [clip(n) for n in ("oww_negative_reference.wav", "rhino_test_within_context.wav", "rhino_test_out_of_context.wav",
+                                     "jfk.flac", "turn_on_the_office_lights_test_clip.wav", "alexa.wav", "computer.wav", "hey_mycroft.wav",
+                                     "hey_rhasspy.wav", "ok_nabu.wav", "snowboy.wav", "wfw_turn_on_the_living_room_lamp.wav",
+                                     "synthetic_turn_on_the_living_room_light.wav")]
+    lines = [l for l in (DATA / "negative_text.txt").read_text().splitlines() if l.strip()]
+    if ctx.quick:
+        lines = lines[:4]
+    negatives += [synth(tts, l) for l in lines]
+    for voice in ([] if ctx.quick else ["en-us", "en-gb+m3"]):
+        for l in lines[:15]:
+            a = espeak(l, voice)
+            if a is not None:
+                negatives.append(a)
+    neg = np.concatenate([np.concatenate([n, silence(0.4)]) for n in negatives])
+    fa, _ = detections(neg)
+    hours = len(neg) / 16000 / 3600
+
+    # CPU per audio second: 60 s of silence and 60 s of speech, gate on and off
+    speech60 = np.tile(neg, int(np.ceil(60 * 16000 / len(neg))))[: 60 * 16000]
+    cpu = {}
+    for label, audio in (("silence", silence(30 if ctx.quick else 60)), ("speech", speech60[: (30 if ctx.quick else 60) * 16000])):
+        for gated in (True, False):
+            t0 = time.process_time()
+            detections(audio, gated)
+            cpu[f"{label}, gate {'on' if gated else 'off'}"] = round((time.process_time() - t0) / (len(audio) / 16000) * 1000, 3)
+    ctx.results["wake"] = {
+        "positives": pos_results, "detection_rate": round(detected / len(positives), 3), "positive_clips": len(positives),
+        "negative_audio_minutes": round(hours * 60, 1), "false_activations": fa, "false_activations_per_hour": round(fa / hours, 2),
+        "cpu_ms_per_audio_s": cpu,
+    }
+
+
+def bench_asr(ctx: Context) -> None:
+    """Real-time factor and word error rate on clips with reference transcripts."""
+    import jiwer
+
+    from assistant.speech.asr import normalize_transcript
+
+    refs = {
+        "hey_jarvis.wav": "hey jarvis",
+        "wfw_turn_on_the_living_room_lamp.wav": "turn on the living room lamp",
+        "synthetic_turn_on_the_living_room_light.wav": "turn on the living room light",
+        "rhino_test_within_context.wav": "can i have a medium double shot americano",
+        "jfk.flac": "and so my fellow americans ask not what your country can do for you ask what you can do for your country",
+    }
+    asr = ctx.speech.asr
+    rows = {}
+    all_ref, all_hyp, rtf_all = [], [], []
+    for name, ref in refs.items():
+        audio = clip(name)
+        rtfs, hyp = [], ""
+        for _ in range(3):
+            r = asr.transcribe(audio)
+            rtfs.append(r.real_time_factor)
+            hyp = normalize_transcript(r.text)
+        rtf_all += rtfs
+        all_ref.append(ref)
+        all_hyp.append(hyp)
+        rows[name] = {"rtf_p50": round(statistics.median(rtfs), 3), "audio_s": round(len(audio) / 16000, 2), "wer": round(jiwer.wer(ref, hyp), 3), "heard": hyp}
+    ctx.results["asr"] = {"clips": rows, "wer_overall": round(jiwer.wer(all_ref, all_hyp), 3), "rtf_p50": round(statistics.median(rtf_all), 3),
+                          "model": ctx.config.asr.model, "threads": ctx.config.asr.threads}
+
+
+def bench_routing(ctx: Context) -> None:
+    """Fast-path accuracy and match time on Home Assistant's intent tests; LLM tool choice, TTFT, tok/s."""
+    import yaml
+
+    sys.path.insert(0, str(ROOT))
+    from assistant.bus import EventBus
+    from assistant.config import Config
+    from assistant.controller.fastpath import UNSERVED_INTENTS, FastPath
+    from assistant.controller.memory import Conversation
+    from assistant.events import StageTiming, ToolCallStarted
+    from assistant.toolkit import ToolRegistry
+    from tests.ha_intents import fixture_home, load_cases, route_check
+
+    out: dict[str, Any] = {}
+    intent_dir = FIXTURES / "ha-intents-tests-en"
+    if intent_dir.is_dir():
+        cases, extra = load_cases(intent_dir)
+        home = fixture_home(intent_dir, extra, ctx.out / "ha_home.yaml")
+
+        async def fast() -> dict[str, Any]:
+            cfg = Config().with_overrides({"paths.data_dir": str(ctx.out / "ha-data"), "home.simulated_home": str(home)})
+            reg = await ToolRegistry.create(cfg, EventBus())
+            fp = FastPath(reg)
+            times, ok, served = [], 0, 0
+            for c in cases:
+                if c.intent in UNSERVED_INTENTS:
+                    continue
+                served += 1
+                t0 = time.perf_counter()
+                m = fp.match(c.sentence, context=c.context)
+                times.append((time.perf_counter() - t0) * 1000)
+                ok += not route_check(m, c)
+            await reg.close()
+            return {"sentences": len(cases), "served": served, "routed_right": ok, "accuracy": round(ok / served, 4), "match_ms": stats(times), "raw_ms": times}
+
+        out["fast_path"] = asyncio.run(fast())
+
+    local = ctx.controller.router.local
+    fp = ctx.controller.fast_path
+    cases = [c for c in yaml.safe_load((DATA / "tool_choice.yaml").read_text()) if not fp.match_all(c["request"])]
+    if ctx.quick:
+        cases = cases[:5]
+    right, ttft_cached, ttft_cold, tps = 0, [], [], []
+    events: list = []
+    unsub = ctx.bus.subscribe(events.append)
+
+    async def one(text: str) -> tuple[str | None, float, float]:
+        n = len(events)
+        async for _ in local.respond(text, turn=0, conversation=Conversation()):
+            pass
+        calls = [e.tool for e in events[n:] if isinstance(e, ToolCallStarted)]
+        firsts = [e for e in events[n:] if isinstance(e, StageTiming) and e.stage == "llm_first_token"]
+        rates = [float(e.detail.split(", ")[-1].split()[0]) for e in events[n:] if isinstance(e, StageTiming) and e.stage == "llm" and "tok/s" in e.detail]
+        return (calls[0] if calls else None), (firsts[0].ms if firsts else 0.0), (max(rates) if rates else 0.0)
+
+    for c in cases:
+        tool, first, rate = asyncio.run(one(c["request"]))
+        right += tool == c["tool"]
+        if first:
+            ttft_cached.append(first)
+        if rate:
+            tps.append(rate)
+    for c in cases[:3]:
+        local.engine.reset()
+        _, first, _ = asyncio.run(one(c["request"]))
+        if first:
+            ttft_cold.append(first)
+    local.engine.warm(local.engine.render(local.prefix_messages(), generation_prompt=False))
+    unsub()
+    out["local_llm"] = {
+        "model": ctx.config.llm.model, "requests": len(cases), "right_tool": right, "tool_choice_accuracy": round(right / len(cases), 3) if cases else None,
+        "ttft_cached_ms": stats(ttft_cached), "ttft_cold_ms": stats(ttft_cold), "tokens_per_s": stats(tps),
+        "prefix_tokens": local.engine.count_tokens(local.engine.render(local.prefix_messages(), generation_prompt=False)),
+    }
+    ctx.results["routing"] = out
+
+
+def bench_tts(ctx: Context) -> None:
+    """Time to first audio and real-time factor of the voice."""
+    tts = ctx.speech.tts
+    texts = {
+        "short": "Turned on the living room lamp.",
+        "medium": "It is twelve degrees and light rain outside. Take an umbrella if you go out.",
+        "long": " ".join(["The museum has a new exhibition about the history of clocks, from sundials to atomic clocks."] * 3),
+    }
+    rows = {}
+    for name, text in texts.items():
+        firsts, rtfs = [], []
+        for _ in range(ctx.reps):
+            t0 = time.perf_counter()
+            audio, first_ms = tts.synthesize_all(text)
+            total = time.perf_counter() - t0
+            firsts.append(first_ms)
+            rtfs.append(total / (len(audio) / tts.sample_rate))
+        rows[name] = {"first_audio_ms": stats(firsts), "rtf_p50": round(statistics.median(rtfs), 3)}
+    ctx.results["tts"] = rows
+
+
+def bench_memory(ctx: Context) -> None:
+    """Peak resident memory of `assistant run` over the demo recording, in a child process."""
+    from assistant.config import save_config
+
+    cfg = ctx.out / "memory-config.toml"
+    save_config(ctx.config, cfg)
+    t0 = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    r = subprocess.run(
+        [sys.executable, "-m", "assistant", "--config", str(cfg), "run", "--quiet", "--no-pull",
+         "--input", str(ROOT / "examples" / "audio" / "wake_and_lamp.wav"), "--output", str(ctx.out / "memory-replies.wav")],
+        capture_output=True, text=True, timeout=600,
+    )
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    ctx.results["memory"] = {"peak_rss_mb": round(peak_kb / 1024, 1), "exit_code": r.returncode, "wall_s": round(time.perf_counter() - t0, 2),
+                             "note": "max over child processes so far" if before else ""}
+
+
+SECTIONS: dict[str, Callable[[Context], None]] = {
+    "memory": bench_memory, "asr": bench_asr, "tts": bench_tts, "wake": bench_wake, "routing": bench_routing, "e2e": bench_e2e,
+}
