@@ -9,7 +9,6 @@ stdout, and PNG plots in ``<out>``.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import platform
 import resource
@@ -140,7 +139,7 @@ def bench_e2e(ctx: Context) -> None:
     """End of utterance → first reply audio, ours vs a naive sequential pipeline, per route."""
     from assistant.audio import ArraySource
     from assistant.app import build_listener
-    from assistant.events import RouteDecided, StageTiming, TurnFinished
+    from assistant.events import RouteDecided, StageTiming
     from assistant.pipeline import Pipeline
     from assistant.speech.endpoint import UtteranceEnd
 
@@ -214,7 +213,6 @@ def bench_e2e(ctx: Context) -> None:
 
 def bench_wake(ctx: Context) -> None:
     """Detection rate, false activations per hour, CPU per audio second with the gate on and off."""
-    from assistant.app import load_wake_model, model_store
     from assistant.speech.wake import WakeStage
 
     tts = ctx.speech.tts

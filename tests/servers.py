@@ -148,7 +148,7 @@ def home_assistant(tmp: Path) -> Iterator[tuple[str, str]]:
 def llama_server(model: Path, tmp: Path) -> Iterator[str]:
     """llama-cpp-python's own OpenAI-compatible server on loopback; yields its base URL (…/v1)."""
     try:
-        import llama_cpp.server  # noqa: F401
+        import llama_cpp.server  # noqa: F401,PLC0415 - only to skip when absent
     except ImportError:
         pytest.skip("llama-cpp-python[server] is not installed (scripts/bootstrap --dev installs it)")
     port = free_port()

@@ -3,7 +3,6 @@ real OpenAI-compatible server on loopback (llama-cpp-python's own server with th
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import jsonschema
 import pytest
 import yaml
 
-from assistant.app import build_controller, model_store
+from assistant.app import build_controller
 from assistant.bus import EventBus
 from assistant.config import Config
 from assistant.controller.local_llm import AnswerStream, LocalController, action_schema

@@ -5,14 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import time
 
-from ..app import build_controller, choose_models, load_speech, missing_models, model_store
-from ..audio.devices import MicrophoneSource, SpeakerSink
-from ..audio.io import FileSource, WavSink
+from ..app import choose_models, missing_models, model_store
+from ..audio.devices import MicrophoneSource
 from ..bus import EventBus, JsonlWriter
 from ..config import Config
-from ..errors import AssistantError, ModelError
+from ..errors import ModelError
 from ..events import (
     ErrorEvent,
     Event,
@@ -20,17 +18,15 @@ from ..events import (
     Reply,
     RouteDecided,
     StageTiming,
-    TimerFired,
     ToolCallFinished,
     TurnFinished,
     WakeDetected,
 )
-from ..pipeline import Pipeline
+from ..session import Session, SessionOptions
 from ..store import detect_tier
-from ..toolkit.registry import ConfirmationRequest
 from . import warn
 
-__all__ = ["register", "VoiceConfirm", "ensure_models"]
+__all__ = ["register", "ensure_models"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,18 +40,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input-device", metavar="NAME|INDEX")
     p.add_argument("--output-device", metavar="NAME|INDEX")
     p.set_defaults(func=run)
-
-
-class VoiceConfirm:
-    """Confirmation by voice: the question is spoken, and a spoken yes or no answers it."""
-
-    def __init__(self) -> None:
-        self.pipeline: Pipeline | None = None
-
-    async def __call__(self, req: ConfirmationRequest) -> bool:
-        if self.pipeline is None:
-            return False
-        return await self.pipeline.ask_yes_no(req.prompt)
 
 
 class ConversationPrinter:
@@ -117,45 +101,35 @@ def ensure_models(config: Config, *, pull: bool) -> Config:
 
 
 async def run(args: argparse.Namespace, config: Config) -> int:
+    from pathlib import Path  # noqa: PLC0415
+
     from . import config_of  # noqa: PLC0415
 
     config = config_of(args, config)
     config = await asyncio.to_thread(ensure_models, config, pull=not args.no_pull)
-    source = FileSource(args.input, realtime=args.realtime) if args.input else None  # a bad file fails before models load
     bus = EventBus()
     if not args.quiet:
         bus.subscribe(ConversationPrinter())
     writer = JsonlWriter(args.events) if args.events else None
     if writer is not None:
         bus.subscribe(writer)
-    confirm = VoiceConfirm()
-    t0 = time.perf_counter()
-    speech, controller = await asyncio.gather(
-        load_speech(config, notice=warn),
-        build_controller(config, bus, confirm=confirm, notice=warn),
+    options = SessionOptions(
+        input_file=Path(args.input) if args.input else None, output_file=Path(args.output) if args.output else None,
+        realtime=args.realtime, notice=warn,
     )
-    sink = None
+    session = Session(config, options, bus=bus)
     try:
-        if source is None:
-            source = MicrophoneSource(config.audio.input_device)
-        sink = WavSink(args.output, config.audio.output_sample_rate) if args.output else SpeakerSink(config.audio.output_device, config.audio.output_sample_rate)
-        pipeline = Pipeline(
-            config, speech.listener, asr=speech.asr, tts=speech.tts, responder=controller.router, sink=sink, bus=bus,
-            verifier=speech.verifier, hotwords=controller.hotwords,
-        )
-        confirm.pipeline = pipeline
-        bus.subscribe(lambda e: pipeline.announce(f"Your {e.name.removeprefix('the ')} is done.") if isinstance(e, TimerFired) else None)
+        await session.start()
         if not args.quiet:
-            where = f"'{source.device.name}'" if isinstance(source, MicrophoneSource) else str(args.input)
-            phrase = " or ".join(f"'{p}'" for p in pipeline._wake_phrases)
-            warn(f"ready in {time.perf_counter() - t0:.1f} s; listening for {phrase} on {where}" + (" (Ctrl-C to stop)" if args.input is None else ""))
-        await pipeline.run(source)
+            src = session.source
+            where = f"'{src.device.name}'" if isinstance(src, MicrophoneSource) else str(args.input)
+            phrase = " or ".join(f"'{p}'" for p in session.pipeline._wake_phrases)
+            warn(f"ready in {session.load_s:.1f} s; listening for {phrase} on {where}" + (" (Ctrl-C to stop)" if args.input is None else ""))
+        await session.run_voice()
     except asyncio.CancelledError:
         pass
     finally:
-        if sink is not None:
-            await sink.close()
-        await controller.close()
+        await session.close()
         if writer is not None:
             writer.close()
     return 0

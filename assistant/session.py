@@ -1,0 +1,155 @@
+"""One running assistant: engines, tools, router, pipeline and event bus, behind one small API.
+
+``assistant run``, the TUI and the headless service all drive a :class:`Session`; front ends
+only read its event bus and call :meth:`Session.ask`, :meth:`Session.interrupt`,
+:meth:`Session.set_muted` and the confirmation hook, so any of them could drive a session in
+another process through the service's API instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .app import Controller, Speech, build_controller, load_speech
+from .audio.devices import MicrophoneSource, SpeakerSink
+from .audio.io import AudioSink, AudioSource, FileSource, WavSink
+from .bus import EventBus
+from .config import Config
+from .events import TimerFired
+from .pipeline import Pipeline
+from .toolkit.registry import ConfirmationRequest, ConfirmHook
+
+__all__ = ["Session", "SessionOptions"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SessionOptions:
+    """Where audio comes from and goes to."""
+
+    input_file: Path | None = None
+    """A recording to use as the microphone (None = the microphone)."""
+    output_file: Path | None = None
+    """A WAV file for the replies (None = the speaker)."""
+    realtime: bool = False
+    """Play ``input_file`` at speech speed (as a microphone would deliver it)."""
+    voice: bool = True
+    """Load the wake word and ASR (False: typed requests only)."""
+    speak: bool = True
+    """Load TTS and open the sink (False: text replies only)."""
+    notice: Callable[[str], None] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Session:
+    """A configured assistant, started with :meth:`start` and stopped with :meth:`close`.
+
+    Args:
+        config: The configuration (models already chosen or "auto").
+        options: Audio in/out.
+        bus: The event bus (a new one by default).
+        confirm: Confirmation hook for risky tools (default: ask by voice).
+    """
+
+    def __init__(self, config: Config, options: SessionOptions | None = None, *, bus: EventBus | None = None, confirm: ConfirmHook | None = None) -> None:
+        self.config = config
+        self.options = options or SessionOptions()
+        self.bus = bus or EventBus()
+        self._confirm = confirm
+        self.speech: Speech | None = None
+        self.controller: Controller | None = None
+        self.pipeline: Pipeline | None = None
+        self.source: AudioSource | None = None
+        self.sink: AudioSink | None = None
+        self.started_at = 0.0
+        self.load_s = 0.0
+
+    async def _confirm_hook(self, req: ConfirmationRequest) -> bool:
+        if self._confirm is not None:
+            return await self._confirm(req)
+        if self.pipeline is not None and self.pipeline.listener is not None and self.pipeline.asr is not None:
+            return await self.pipeline.ask_yes_no(req.prompt)
+        return False
+
+    def set_confirm(self, hook: ConfirmHook | None) -> None:
+        """Answer confirmations with ``hook`` (a TUI dialog), or by voice when None."""
+        self._confirm = hook
+
+    async def start(self) -> None:
+        """Load engines and tools (in parallel threads) and open the audio devices or files.
+
+        Raises:
+            AssistantError: A model, device or file problem (with what to do).
+        """
+        t0 = time.perf_counter()
+        opts = self.options
+        source: AudioSource | None = None
+        if opts.voice and opts.input_file is not None:
+            source = FileSource(opts.input_file, realtime=opts.realtime)  # a bad file fails before models load
+        self.speech, self.controller = await asyncio.gather(
+            load_speech(self.config, wake=opts.voice, asr=opts.voice, tts=opts.speak, notice=opts.notice),
+            build_controller(self.config, self.bus, confirm=self._confirm_hook, notice=opts.notice),
+        )
+        if opts.voice and source is None:
+            source = MicrophoneSource(self.config.audio.input_device)
+        self.source = source
+        if opts.speak:
+            self.sink = (
+                WavSink(opts.output_file, self.config.audio.output_sample_rate) if opts.output_file
+                else SpeakerSink(self.config.audio.output_device, self.config.audio.output_sample_rate)
+            )
+        self.pipeline = Pipeline(
+            self.config, self.speech.listener, asr=self.speech.asr, tts=self.speech.tts, responder=self.controller.router,
+            sink=self.sink, bus=self.bus, verifier=self.speech.verifier, hotwords=self.controller.hotwords,
+        )
+        self.bus.subscribe(self._on_event)
+        self.load_s = time.perf_counter() - t0
+        self.started_at = time.time()
+
+    def _on_event(self, event) -> None:
+        if isinstance(event, TimerFired) and self.pipeline is not None:
+            self.pipeline.announce(f"Your {event.name.removeprefix('the ')} is done.")
+
+    async def run_voice(self) -> None:
+        """Listen until the input ends (a file) or the task is cancelled (the microphone)."""
+        assert self.pipeline is not None
+        if self.source is None:
+            return
+        await self.pipeline.run(self.source)
+
+    async def ask(self, text: str) -> str:
+        """A typed request through the same router; spoken if the session speaks."""
+        assert self.pipeline is not None
+        return await self.pipeline.handle_text(text, speak=self.sink is not None)
+
+    async def interrupt(self) -> None:
+        """Stop speaking now."""
+        if self.pipeline is not None:
+            await self.pipeline.interrupt("user")
+
+    def set_muted(self, muted: bool) -> None:
+        """Ignore the microphone (privacy mute) or listen again."""
+        if self.pipeline is not None:
+            self.pipeline.muted = muted
+
+    @property
+    def home(self) -> Any | None:
+        return self.controller.registry.service("home") if self.controller else None
+
+    @property
+    def state(self) -> str:
+        return self.pipeline.state.value if self.pipeline else "starting"
+
+    async def close(self) -> None:
+        if self.source is not None:
+            await self.source.close()
+        if self.sink is not None:
+            await self.sink.close()
+        if self.controller is not None:
+            await self.controller.close()
