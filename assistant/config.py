@@ -166,6 +166,9 @@ class AsrConfig(_Section):
     """Also pass the device and area names the tools know as hotwords."""
     partial_interval_ms: int = Field(default=0, ge=0, le=5000)
     """Re-transcribe the growing utterance this often for partial transcripts (0 = off)."""
+    speculative_after_ms: int = Field(default=200, ge=0, le=5000)
+    """Start recognising at the first pause this long, while endpointing still waits for the
+    end; if the user does not go on, the transcript is ready when the utterance ends (0 = off)."""
 
 
 class TtsConfig(_Section):

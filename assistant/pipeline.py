@@ -37,6 +37,7 @@ from .events import (
     FinalTranscript,
     Interrupt,
     NoSpeech,
+    PartialTranscript,
     Reply,
     Speak,
     SpeechEnded,
@@ -58,6 +59,11 @@ __all__ = ["Pipeline", "Responder", "is_yes"]
 
 _YES = re.compile(r"\b(yes|yeah|yep|yup|sure|ok|okay|do it|go ahead|please do|confirm(ed)?|affirmative|correct|absolutely|of course)\b", re.I)
 _NO = re.compile(r"\b(no|nope|don'?t|do not|cancel|stop|never ?mind|negative|wait)\b", re.I)
+
+
+def _dbfs(frame: np.ndarray) -> float:
+    rms = float(np.sqrt(np.mean(frame.astype(np.float32) ** 2))) if frame.size else 0.0
+    return 20.0 * np.log10(max(rms, 1.0) / 32768.0)
 
 
 def is_yes(text: str) -> bool:
@@ -121,6 +127,12 @@ class Pipeline:
         self._reply_waiter: asyncio.Future | None = None
         self._announcements: asyncio.Queue[str] = asyncio.Queue()
         self._announcer: asyncio.Task | None = None
+        self._partial_task: asyncio.Task | None = None
+        self._partial_at = 0
+        self._spec: tuple[int, asyncio.Task] | None = None
+        self._spec_busy: asyncio.Task | None = None
+        self.level_dbfs = -100.0
+        """Level of the last input frame, dBFS (for level meters)."""
 
     # ------------------------------------------------------------------ helpers
 
@@ -150,9 +162,12 @@ class Pipeline:
             async for frame in self._frames:
                 if self.muted:
                     continue
+                self.level_dbfs = _dbfs(frame)
                 out = self.listener.process(frame)
                 if out is not None:
                     await self._on_listener(out)
+                self._speculate()
+                self._maybe_partial()
             out = self.listener.finish()
             if out is not None:
                 await self._on_listener(out)
@@ -231,6 +246,62 @@ class Pipeline:
         self._set_state(AssistantState.IDLE)
         return False
 
+    def _speculate(self) -> None:
+        """At the first pause of ``asr.speculative_after_ms``, start transcribing what was said.
+
+        Endpointing still waits for the full trailing silence; if the user goes on talking the
+        speculation is dropped, otherwise its transcript is used and the ASR time is (partly)
+        hidden inside the trailing silence.
+        """
+        after = self.config.asr.speculative_after_ms
+        if not after or not self.realtime or self.asr is None or self.listener is None or self.listener.mode is not ListenerMode.CAPTURE:
+            return  # (a file read as fast as possible has no pause to hide recognition in)
+        ep = self.listener.endpointer
+        n = ep.captured_samples
+        if n == 0:
+            self._spec = None
+            return
+        silence = ep.silence_ms
+        if silence == 0:
+            self._spec = None  # speech goes on: a speculation made before is stale
+            return
+        if silence < after or self._spec is not None:
+            return
+        if self._spec_busy is not None and not self._spec_busy.done():
+            return  # a stale speculation still holds the CPU; the end of the utterance will transcribe
+        audio = ep.current_audio()
+        hotwords = list(self.hotwords()) if self.config.asr.bias_to_tools else []
+        task = asyncio.create_task(asyncio.to_thread(self.asr.transcribe, audio, hotwords=hotwords))
+        self._spec = (n, task)
+        self._spec_busy = task
+
+    def _maybe_partial(self) -> None:
+        """Every ``asr.partial_interval_ms`` of speech, transcribe the utterance so far (in a thread)."""
+        interval = self.config.asr.partial_interval_ms
+        if not interval or self.asr is None or self.listener is None or self.listener.mode is not ListenerMode.CAPTURE:
+            return
+        ep = self.listener.endpointer
+        n = ep.captured_samples
+        if n == 0:
+            self._partial_at = 0
+            return
+        if n - self._partial_at < interval * SAMPLE_RATE // 1000 or (self._partial_task is not None and not self._partial_task.done()):
+            return
+        if self._spec is not None or ep.silence_ms > 0:
+            return  # in a pause: the speculative recognition has the CPU
+        self._partial_at = n
+        audio = ep.current_audio()
+        turn = self._turn.id if self._turn else None
+        asr = self.asr
+
+        async def transcribe() -> None:
+            result = await asyncio.to_thread(asr.transcribe, audio)
+            text = strip_wake_phrase(result.text, self._wake_phrases)
+            if text and self.listener is not None and self.listener.mode is ListenerMode.CAPTURE:
+                self.bus.emit(PartialTranscript(text=text, turn=turn))
+
+        self._partial_task = asyncio.create_task(transcribe())
+
     # ------------------------------------------------------------------ answering a turn
 
     async def _answer(self, turn: _Turn, utt: UtteranceEnd, t_end: float) -> None:
@@ -243,13 +314,20 @@ class Pipeline:
         if self.asr is None:
             self._finish_turn(turn, ok=True)
             return
+        spec, self._spec = self._spec, None
+        t_asr = time.perf_counter()
         try:
-            result = await asyncio.to_thread(self.asr.transcribe, utt.audio, hotwords=list(self.hotwords()) if self.config.asr.bias_to_tools else ())
+            if spec is not None and spec[0] <= utt.audio.shape[0]:
+                result = await spec[1]  # recognition started at the pause: often done already
+            else:
+                result = await asyncio.to_thread(self.asr.transcribe, utt.audio, hotwords=list(self.hotwords()) if self.config.asr.bias_to_tools else ())
         except Exception as exc:  # noqa: BLE001 - reported, and the pipeline goes on
             self.bus.emit(ErrorEvent(stage="asr", message=str(exc), turn=turn.id))
             self._finish_turn(turn, ok=False)
             return
-        self._timing("asr", result.compute_ms, turn.id, detail=f"rtf {result.real_time_factor:.3f}, {result.audio_s:.2f} s audio")
+        waited_ms = (time.perf_counter() - t_asr) * 1000.0
+        self._timing("asr", waited_ms, turn.id, detail=(
+            f"{'speculative, ' if spec is not None else ''}compute {result.compute_ms:.0f} ms, rtf {result.real_time_factor:.3f}, {result.audio_s:.2f} s audio"))
         text = strip_wake_phrase(result.text, self._wake_phrases)
         self.bus.emit(FinalTranscript(text=text, turn=turn.id))
         if not text:

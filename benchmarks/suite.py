@@ -163,7 +163,7 @@ def bench_e2e(ctx: Context) -> None:
             pipe = Pipeline(ctx.config.with_overrides({"endpoint.follow_up_s": 0.0}), listener, asr=asr, tts=tts,
                             responder=ctx.controller.router, sink=sink, bus=ctx.bus, hotwords=ctx.controller.hotwords)
             unsub = ctx.bus.subscribe(bus_events.append)
-            asyncio.run(pipe.run(ArraySource(audio)))
+            asyncio.run(pipe.run(ArraySource(audio, realtime=True)))  # at speech speed, as from a microphone
             unsub()
             turn_stages: dict[str, float] = {}
             for e in bus_events:

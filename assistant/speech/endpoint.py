@@ -95,6 +95,20 @@ class Endpointer:
         timeout = self.config.no_speech_timeout_s if timeout_s is None else timeout_s
         self._deadline = position + int(timeout * SAMPLE_RATE)
 
+    @property
+    def silence_ms(self) -> int:
+        """Trailing silence so far in the utterance, ms (0 while the user speaks)."""
+        return self._silence_run * FRAME_MS if self.state is EndpointState.IN_SPEECH else 0
+
+    @property
+    def captured_samples(self) -> int:
+        """Samples of the utterance captured so far."""
+        return sum(f.shape[0] for f in self._frames) if self.state is EndpointState.IN_SPEECH else 0
+
+    def current_audio(self) -> np.ndarray:
+        """The utterance so far (for partial transcripts)."""
+        return np.concatenate(self._frames) if self._frames else np.zeros(0, dtype=np.int16)
+
     def stop(self) -> None:
         self.state = EndpointState.IDLE
         self._frames = []
