@@ -129,6 +129,10 @@ class WakeConfig(_Section):
     """Keep the wake model running this long after the last voiced frame."""
     gate_preroll_ms: int = Field(default=1000, ge=0, le=2000)
     """Audio from before the voice onset fed to the wake model when the gate opens."""
+    barge_in: bool = True
+    """The wake word spoken while the assistant talks stops it and listens."""
+    barge_in_threshold: Probability = 0.7
+    """Score a wake word needs while the assistant is speaking (it competes with its own voice)."""
     verify: WakeVerifyConfig = WakeVerifyConfig()
 
 

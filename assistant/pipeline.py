@@ -131,6 +131,11 @@ class Pipeline:
         self._partial_at = 0
         self._spec: tuple[int, asyncio.Task] | None = None
         self._spec_busy: asyncio.Task | None = None
+        self._answering: _Turn | None = None
+        self._reply_mentions_wake = False
+        self._speech_ended_at = 0.0
+        self.ignored_barge_ins = 0
+        """Wake detections during a reply that were taken for the assistant's own voice."""
         self.level_dbfs = -100.0
         """Level of the last input frame, dBFS (for level meters)."""
 
@@ -190,11 +195,13 @@ class Pipeline:
         if isinstance(out, WakeHit):
             await self._on_wake(out)
         elif isinstance(out, BargeIn):
+            if not self._barge_in_allowed(out.hit):
+                return
             await self.interrupt("barge_in")
             self.listener.capture()
             await self._on_wake(out.hit)
         elif isinstance(out, SpeechStart):
-            turn = self._turn or self._new_turn(follow_up=True)
+            turn = self._turn or self._new_turn(follow_up=True, started_position=self.listener.position)
             self.bus.emit(SpeechStarted(audio_time_s=round(out.audio_time_s, 3), turn=turn.id))
         elif isinstance(out, UtteranceEnd):
             turn = self._turn or self._new_turn()
@@ -213,6 +220,25 @@ class Pipeline:
                 self.bus.emit(TurnFinished(ok=False, turn=turn.id))
             self._turn = None
             self._set_state(AssistantState.IDLE)
+
+    def _barge_in_allowed(self, hit: WakeHit) -> bool:
+        """A wake word heard while a turn is being answered: a real barge-in, or our own voice?
+
+        The assistant's own reply can contain the wake phrase ("My name is Jarvis"), and the
+        microphone hears the speaker. While a reply that mentions a wake word is playing (and for
+        a second after), detections are ignored; otherwise a detection needs the (higher)
+        barge-in threshold, since the user is talking over the assistant.
+        """
+        log.info("wake word while answering (score %.2f, state %s)", hit.score, self.state.value)
+        if not self.config.wake.barge_in:
+            return False
+        if hit.score < self.config.wake.barge_in_threshold:
+            return False
+        if self._reply_mentions_wake and (self.state is AssistantState.SPEAKING or time.monotonic() - self._speech_ended_at < 1.0):
+            log.info("ignoring a wake word while the reply mentions it (own voice)")
+            self.ignored_barge_ins += 1
+            return False
+        return True
 
     async def _on_wake(self, hit: WakeHit) -> None:
         assert self.listener is not None
@@ -306,6 +332,7 @@ class Pipeline:
 
     async def _answer(self, turn: _Turn, utt: UtteranceEnd, t_end: float) -> None:
         assert self.listener is not None
+        self._answering = turn
         if turn.verify is not None and not await turn.verify:
             return
         if self.sink is not None and self.tts is not None and self.config.tts.earcon and self.responder is not None:
@@ -331,7 +358,9 @@ class Pipeline:
         text = strip_wake_phrase(result.text, self._wake_phrases)
         self.bus.emit(FinalTranscript(text=text, turn=turn.id))
         if not text:
-            # a cough or a click: keep listening for the request if time is left
+            # a cough, a click, or just the wake phrase: keep listening for the request if time is left
+            if result.text.strip():
+                turn.started_position = int(utt.audio_time_s * SAMPLE_RATE)  # "hey jarvis" alone: a fresh wait
             elapsed = (self.listener.position - turn.started_position) / SAMPLE_RATE
             left = self.config.endpoint.no_speech_timeout_s - elapsed
             if left > 0.3:
@@ -353,6 +382,8 @@ class Pipeline:
 
     def _finish_turn(self, turn: _Turn, *, ok: bool, follow_up: bool = False) -> None:
         assert self.listener is not None
+        if self._answering is turn:
+            self._answering = None
         self.bus.emit(TurnFinished(ok=ok, turn=turn.id))
         if self._turn is turn:
             self._turn = None
@@ -427,6 +458,7 @@ class Pipeline:
                     await self._speak_sentence(sentence, turn, t_ref, first)
 
         self._speaking_task = asyncio.current_task()
+        self._reply_mentions_wake = False
         try:
             await asyncio.gather(produce(), consume())
         except asyncio.CancelledError:
@@ -444,6 +476,7 @@ class Pipeline:
             self._speaking_task = None
         if speak and self.sink is not None:
             await self.sink.drain()
+        self._speech_ended_at = time.monotonic()
         text = " ".join(said)
         self.bus.emit(Reply(text=text, turn=turn))
         return text
@@ -451,6 +484,9 @@ class Pipeline:
     async def _speak_sentence(self, sentence: str, turn: int, t_ref: float, first: dict) -> None:
         assert self.tts is not None and self.sink is not None
         self._set_state(AssistantState.SPEAKING, turn)
+        words = set(re.findall(r"[a-z]+", sentence.lower()))
+        if any(set(p.split()) & words - {"hey", "ok", "okay", "hi"} for p in self._wake_phrases):
+            self._reply_mentions_wake = True
         t0 = time.perf_counter()
         chunks = await asyncio.to_thread(lambda: list(self.tts.synthesize(sentence)))
         synth_ms = (time.perf_counter() - t0) * 1000.0
@@ -538,4 +574,7 @@ class Pipeline:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._turn_task = None
+        answering, self._answering = self._answering, None
+        if answering is not None and task is not None:
+            self.bus.emit(TurnFinished(ok=False, turn=answering.id))  # the interrupted turn ends here
         self._set_state(AssistantState.IDLE)

@@ -19,6 +19,7 @@ from .app import Controller, Speech, build_controller, load_speech
 from .audio.devices import MicrophoneSource, SpeakerSink
 from .audio.io import AudioSink, AudioSource, FileSource, WavSink
 from .bus import EventBus
+from .errors import AudioDeviceError
 from .config import Config
 from .events import TimerFired
 from .pipeline import Pipeline
@@ -44,6 +45,9 @@ class SessionOptions:
     speak: bool = True
     """Load TTS and open the sink (False: text replies only)."""
     notice: Callable[[str], None] | None = None
+    tolerate_missing_devices: bool = False
+    """Start without a microphone or speaker when there is none (the service: it keeps serving
+    its API and retries the devices) instead of failing."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -69,6 +73,7 @@ class Session:
         self.sink: AudioSink | None = None
         self.started_at = 0.0
         self.load_s = 0.0
+        self.device_errors: list[str] = []
 
     async def _confirm_hook(self, req: ConfirmationRequest) -> bool:
         if self._confirm is not None:
@@ -97,13 +102,25 @@ class Session:
             build_controller(self.config, self.bus, confirm=self._confirm_hook, notice=opts.notice),
         )
         if opts.voice and source is None:
-            source = MicrophoneSource(self.config.audio.input_device)
+            try:
+                source = MicrophoneSource(self.config.audio.input_device)
+            except AudioDeviceError as exc:
+                if not opts.tolerate_missing_devices:
+                    raise
+                self.device_errors.append(exc.message)
+                log.error("no microphone: %s", exc.message)
         self.source = source
         if opts.speak:
-            self.sink = (
-                WavSink(opts.output_file, self.config.audio.output_sample_rate) if opts.output_file
-                else SpeakerSink(self.config.audio.output_device, self.config.audio.output_sample_rate)
-            )
+            try:
+                self.sink = (
+                    WavSink(opts.output_file, self.config.audio.output_sample_rate) if opts.output_file
+                    else SpeakerSink(self.config.audio.output_device, self.config.audio.output_sample_rate)
+                )
+            except AudioDeviceError as exc:
+                if not opts.tolerate_missing_devices:
+                    raise
+                self.device_errors.append(exc.message)
+                log.error("no speaker, replies are not spoken: %s", exc.message)
         self.pipeline = Pipeline(
             self.config, self.speech.listener, asr=self.speech.asr, tts=self.speech.tts, responder=self.controller.router,
             sink=self.sink, bus=self.bus, verifier=self.speech.verifier, hotwords=self.controller.hotwords,

@@ -104,3 +104,21 @@ def test_speaker_refusing_rate_is_explained():
     with pytest.raises(AudioDeviceError, match="refuses 48000 Hz") as info:
         SpeakerSink(None, sd=sd)
     assert "output_sample_rate" in info.value.hint
+
+
+def test_a_microphone_that_stops_is_reported(monkeypatch):
+    import assistant.audio.devices as devices
+
+    monkeypatch.setattr(devices, "MIC_STALL_S", 0.5)
+    sd = FakeSoundDevice(mic_audio=np.zeros(48000 * 10, dtype=np.int16), mic_rate=48000, unplug_after_s=0.3)
+    mic = MicrophoneSource(None, sd=sd)
+
+    async def go() -> int:
+        n = 0
+        async for _ in mic.frames():
+            n += 1
+        return n
+
+    with pytest.raises(AudioDeviceError, match="stopped delivering audio") as info:
+        asyncio.run(go())
+    assert "unplugged" in info.value.hint

@@ -79,7 +79,7 @@ class Notes(Toolbox):
             raise ToolError(f"I couldn't save the note: {exc}", hint="free some disk space") from None
         return {"say": "Noted.", "file": str(path)}
 
-    @tool(risk=Risk.READ_ONLY)
+    @tool(risk=Risk.READ_ONLY, templates=["read [me] my notes", "what are my notes"])
     def notes_read(self, last: int = 3) -> dict:
         """Read the most recent notes.
 
@@ -130,7 +130,7 @@ class Notes(Toolbox):
         self._sql("UPDATE items SET done = 1 WHERE rowid = ?", (rows[0][0],))
         return {"say": f"Checked {item} off your {name}.", "list": name, "item": item}
 
-    @tool(risk=Risk.READ_ONLY)
+    @tool(risk=Risk.READ_ONLY, templates=["(what's|what is|what do i have) on my [shopping] list", "read [me] my [shopping] list"])
     def list_read(self, list_name: str | None = None) -> dict:
         """Read out a list.
 

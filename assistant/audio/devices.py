@@ -21,6 +21,9 @@ import soxr
 from ..errors import AudioDeviceError, MissingDependencyError
 from .io import FRAME_SAMPLES, SAMPLE_RATE, resample, to_int16
 
+MIC_STALL_S = 3.0
+"""A microphone that delivers nothing for this long is considered gone."""
+
 __all__ = ["DeviceInfo", "MicrophoneSource", "SpeakerSink", "list_devices", "load_sounddevice", "resolve_device"]
 
 
@@ -205,7 +208,13 @@ class MicrophoneSource:
         self._open(loop)
         try:
             while True:
-                block = await self._queue.get()
+                try:
+                    block = await asyncio.wait_for(self._queue.get(), MIC_STALL_S)
+                except asyncio.TimeoutError:
+                    raise AudioDeviceError(
+                        f"microphone '{self.device.name}' stopped delivering audio for {MIC_STALL_S:g} s",
+                        hint="it may have been unplugged; the service reopens it when it is back",
+                    ) from None
                 if block is None:
                     return
                 if self._resampler is not None:

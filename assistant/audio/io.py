@@ -279,3 +279,74 @@ class WavSink:
             self._open(self.sample_rate or 22050)
         assert self._file is not None
         self._file.close()
+
+
+class PacedSink:
+    """Plays into another sink at real-time speed, like a speaker does.
+
+    Writing a reply to a file normally takes no time; a paced sink lets a headless run behave like
+    one with a speaker: audio "plays" for as long as it lasts, :meth:`drain` waits for the end,
+    and :meth:`interrupt` cuts it off (barge-in), so what reached the file is what a listener
+    would have heard.
+
+    Args:
+        inner: Where the audio goes (e.g. a :class:`WavSink`).
+        chunk_ms: Granularity of playback, ms.
+    """
+
+    def __init__(self, inner: "AudioSink", chunk_ms: int = 20) -> None:
+        import collections  # noqa: PLC0415
+
+        self.inner = inner
+        self.chunk_ms = chunk_ms
+        self._queue: collections.deque[tuple[np.ndarray, int]] = collections.deque()
+        self._task: asyncio.Task | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def sample_rate(self) -> int | None:
+        return self.inner.sample_rate
+
+    @property
+    def busy(self) -> bool:
+        return not self._idle.is_set()
+
+    async def play(self, samples: np.ndarray, rate: int) -> None:
+        step = max(1, rate * self.chunk_ms // 1000)
+        for i in range(0, samples.shape[0], step):
+            self._queue.append((samples[i : i + step], rate))
+        self._idle.clear()
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        start = time.monotonic()
+        played = 0.0
+        while self._queue:
+            chunk, rate = self._queue.popleft()
+            await self.inner.play(chunk, rate)
+            played += chunk.shape[0] / rate
+            delay = start + played - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        self._idle.set()
+
+    async def drain(self) -> None:
+        await self._idle.wait()
+
+    async def interrupt(self) -> None:
+        self._queue.clear()
+        self._idle.set()
+
+    async def end_reply(self) -> None:
+        end = getattr(self.inner, "end_reply", None)
+        if end is not None:
+            await self.drain()
+            await end()
+
+    async def close(self) -> None:
+        await self.drain()
+        if self._task is not None:
+            self._task.cancel()
+        await self.inner.close()

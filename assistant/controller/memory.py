@@ -92,6 +92,17 @@ class Conversation:
         """An elliptical request right after a turn that called a tool."""
         return self.last_tool_call() is not None and looks_elliptical(text)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The conversation as JSON-able data (to survive a restart)."""
+        return {"recent": [e.__dict__ for e in self.recent], "summary": list(self.summary)}
+
+    def load_dict(self, data: dict[str, Any]) -> None:
+        """Restore what :meth:`to_dict` saved."""
+        self.clear()
+        for e in data.get("recent", [])[-self.max_turns :]:
+            self.recent.append(Exchange(user=e.get("user", ""), reply=e.get("reply", ""), tool_calls=list(e.get("tool_calls", []))))
+        self.summary.extend(data.get("summary", []))
+
     def messages(self) -> list[dict[str, str]]:
         """The history as chat messages (summary first, then recent exchanges)."""
         out: list[dict[str, str]] = []

@@ -84,9 +84,11 @@ class Listener:
             elif isinstance(out, NoSpeechTimeout):
                 self.mode = ListenerMode.WAKE
             return out
-        # BUSY
+        # BUSY: only a confident wake word barges in (the user talks over the assistant)
         if self.barge_in:
+            self.wake.threshold_override = max(self.wake.config.threshold, self.wake.config.barge_in_threshold)
             hit = self.wake.process(frame)
+            self.wake.threshold_override = None
             if hit is not None:
                 return BargeIn(hit)
         else:

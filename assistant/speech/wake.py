@@ -84,8 +84,17 @@ class WakeWordModel:
         return {k: float(v) for k, v in scores.items()}
 
     def reset(self) -> None:
-        """Forget all audio context."""
-        self._model.reset()
+        """Forget all audio context.
+
+        openWakeWord refills its feature buffer from ``np.random`` noise; the global generator is
+        seeded for that call (and restored after), so the same audio always gives the same scores.
+        """
+        state = np.random.get_state()
+        np.random.seed(0)
+        try:
+            self._model.reset()
+        finally:
+            np.random.set_state(state)
 
 
 @dataclass(frozen=True)
@@ -149,6 +158,8 @@ class WakeStage:
         self.stats = WakeStats()
         self.enabled = True
         """When False, frames are only buffered (e.g. while the assistant itself speaks)."""
+        self.threshold_override: float | None = None
+        """A stricter threshold for a while (barge-in, while the assistant speaks), or None."""
 
     @property
     def gate_open(self) -> bool:
@@ -213,8 +224,9 @@ class WakeStage:
             return None
         now_s = position / SAMPLE_RATE
         hit = None
+        threshold = self.threshold_override if self.threshold_override is not None else self.config.threshold
         for name, score in scores.items():
-            if score >= self.config.threshold:
+            if score >= threshold:
                 self._above[name] = self._above.get(name, 0) + 1
                 self._peak[name] = max(self._peak.get(name, 0.0), score)
             else:

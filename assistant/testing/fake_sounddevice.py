@@ -44,6 +44,8 @@ class FakeSoundDevice:
     refuse_rates: set[int] = field(default_factory=set)
     speed: float = 1.0
     played: list[np.ndarray] = field(default_factory=list)
+    unplug_after_s: float | None = None
+    """The microphone stops delivering audio after this long (unplugged)."""
 
     PortAudioError = PortAudioError
 
@@ -86,6 +88,8 @@ class _FakeInput:
     def _run(self) -> None:
         pos, t0 = 0, time.monotonic()
         while not self._stop.is_set():
+            if self.card.unplug_after_s is not None and time.monotonic() - t0 > self.card.unplug_after_s:
+                return  # like PortAudio after the device is gone: callbacks just stop
             block = self.audio[pos : pos + self.blocksize]
             if block.shape[0] < self.blocksize:
                 block = np.pad(block, (0, self.blocksize - block.shape[0]))

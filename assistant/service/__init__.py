@@ -1,0 +1,1 @@
+"""The headless service: `assistant serve` (daemon, control API, metrics, Wyoming server)."""

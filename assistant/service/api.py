@@ -1,0 +1,232 @@
+"""The control and observation API of the headless service (aiohttp).
+
+=========================  ====================================================================
+``GET  /health``           ``{"status": "ok", "state": ..., "uptime_s": ...}`` — never needs a token
+``GET  /status``           state, mute, models, turn count, the last turn's timings, recent errors
+``GET  /events?last=N``    the most recent events (JSON list)
+``GET  /events/stream``    events as they happen (Server-Sent Events)
+``POST /ask``              ``{"text": "..."}`` → ``{"reply": ..., "route": ..., "tool_calls": [...]}``
+``POST /mute``, ``/unmute``  stop or resume listening to the microphone
+``GET  /metrics``          Prometheus metrics
+=========================  ====================================================================
+
+Bound to loopback by default. On any other address a token is required (``Authorization:
+Bearer <token>``, from the environment variable ``service.token_env``) and the service refuses to
+start without one. A burst of ``/ask`` requests is queued (at most :data:`MAX_QUEUED`) and the
+rest are answered ``429 Too Many Requests`` with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import hmac
+import ipaddress
+import json
+import logging
+import os
+import time
+from typing import Any
+
+from aiohttp import web
+
+from ..config import Config
+from ..errors import AssistantError, ConfigError
+from ..events import Event, RouteDecided, StageTiming, ToolCallFinished, TurnFinished, event_type, to_dict
+from ..session import Session
+from .metrics import Metrics
+
+__all__ = ["ApiServer", "MAX_QUEUED", "is_loopback"]
+
+log = logging.getLogger(__name__)
+
+MAX_QUEUED = 8
+"""``/ask`` requests waiting at once; more are refused with 429."""
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class ApiServer:
+    """The HTTP API of one session.
+
+    Args:
+        session: The running assistant.
+        config: Host, port and token settings.
+        metrics: Where metrics come from.
+
+    Raises:
+        ConfigError: Bound to a non-loopback address without a token.
+    """
+
+    def __init__(self, session: Session, config: Config, metrics: Metrics, started_at: float | None = None) -> None:
+        sc = config.service
+        self.session = session
+        self.metrics = metrics
+        self.host, self.port = sc.host, sc.port
+        self.token = os.environ.get(sc.token_env, "")
+        if not is_loopback(self.host) and not self.token:
+            raise ConfigError(
+                f"the control API would listen on {self.host} without a token",
+                hint=f"set ${sc.token_env} to a long random string, or bind service.host to 127.0.0.1",
+            )
+        self.started_at = started_at or time.time()
+        self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=500)
+        self._seq = 0
+        self._subscribers: set[asyncio.Queue] = set()
+        self._ask_lock = asyncio.Lock()
+        self._waiting = 0
+        self.turns = 0
+        self.last_turn: dict[str, Any] = {}
+        self._timings: dict[int | None, dict[str, float]] = {}
+        self.errors: collections.deque[dict[str, Any]] = collections.deque(maxlen=20)
+        self._runner: web.AppRunner | None = None
+        session.bus.subscribe(self._on_event)
+
+    # ------------------------------------------------------------------ events
+
+    def _on_event(self, e: Event) -> None:
+        if event_type(e) in ("audio_out",):
+            return
+        self._seq += 1
+        d = {"seq": self._seq, **to_dict(e)}
+        self.recent.append(d)
+        for q in list(self._subscribers):
+            if q.qsize() < 1000:
+                q.put_nowait(d)
+        if isinstance(e, StageTiming):
+            self._timings.setdefault(e.turn, {})[e.stage] = self._timings.get(e.turn, {}).get(e.stage, 0.0) + e.ms
+        elif isinstance(e, TurnFinished):
+            self.turns += 1
+            self.last_turn = {"turn": e.turn, "ok": e.ok, "timings_ms": {k: round(v, 1) for k, v in self._timings.pop(e.turn, {}).items()}}
+        elif event_type(e) == "error":
+            self.errors.append(d)
+
+    # ------------------------------------------------------------------ app
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._auth])
+        app.add_routes([
+            web.get("/health", self.health),
+            web.get("/status", self.status),
+            web.get("/events", self.events),
+            web.get("/events/stream", self.stream),
+            web.post("/ask", self.ask),
+            web.post("/mute", self.mute),
+            web.post("/unmute", self.unmute),
+            web.get("/metrics", self.metrics_handler),
+        ])
+        return app
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler):
+        if request.path != "/health" and self.token:
+            given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+            if not hmac.compare_digest(given, self.token):
+                return web.json_response({"error": "missing or wrong token", "hint": "send Authorization: Bearer <token>"}, status=401)
+        return await handler(request)
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self.app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise AssistantError(f"cannot listen on {self.host}:{self.port}: {exc}", hint="is another instance running? change service.port") from None
+        if self.port == 0:
+            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        log.info("control API listening", extra={"host": self.host, "port": self.port, "auth": bool(self.token)})
+
+    async def close(self) -> None:
+        for q in list(self._subscribers):
+            q.put_nowait(None)
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # ------------------------------------------------------------------ handlers
+
+    async def health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "state": self.session.state, "uptime_s": round(time.time() - self.started_at, 1)})
+
+    async def status(self, request: web.Request) -> web.Response:
+        cfg = self.session.config
+        pipe = self.session.pipeline
+        return web.json_response({
+            "state": self.session.state, "muted": bool(pipe and pipe.muted), "turns": self.turns, "last_turn": self.last_turn,
+            "models": {"wake": cfg.wake.models, "asr": cfg.asr.model, "tts": cfg.tts.voice, "llm": cfg.llm.model if cfg.llm.enabled else None},
+            "input": str(self.session.options.input_file or "microphone"), "load_s": round(self.session.load_s, 2),
+            "errors": list(self.errors), "uptime_s": round(time.time() - self.started_at, 1),
+        })
+
+    async def events(self, request: web.Request) -> web.Response:
+        try:
+            last = max(1, min(500, int(request.query.get("last", "100"))))
+        except ValueError:
+            return web.json_response({"error": "last must be a number"}, status=400)
+        return web.json_response(list(self.recent)[-last:])
+
+    async def stream(self, request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await resp.prepare(request)
+        q: asyncio.Queue = asyncio.Queue()
+        self._subscribers.add(q)
+        try:
+            while True:
+                try:
+                    item = await asyncio.wait_for(q.get(), 15.0)
+                except asyncio.TimeoutError:
+                    await resp.write(b": keep-alive\n\n")
+                    continue
+                if item is None:
+                    break
+                await resp.write(f"event: {item['type']}\ndata: {json.dumps(item)}\n\n".encode())
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self._subscribers.discard(q)
+        return resp
+
+    async def ask(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            text = str(body["text"]).strip()
+        except (ValueError, KeyError, TypeError):
+            return web.json_response({"error": 'send JSON like {"text": "turn on the lamp"}'}, status=400)
+        if not text:
+            return web.json_response({"error": "text is empty"}, status=400)
+        if self._waiting >= MAX_QUEUED:
+            return web.json_response({"error": "too many requests waiting; try again shortly"}, status=429, headers={"Retry-After": "2"})
+        self._waiting += 1
+        try:
+            async with self._ask_lock:
+                start = len(self.recent)
+                seq0 = self._seq
+                reply = await self.session.ask(text)
+        except AssistantError as exc:
+            return web.json_response({"error": exc.message, "hint": exc.hint}, status=500)
+        finally:
+            self._waiting -= 1
+        new = [d for d in self.recent if d["seq"] > seq0] if start is not None else []
+        route = next((d["route"] for d in reversed(new) if d["type"] == event_type(RouteDecided)), None)
+        calls = [{"tool": d["tool"], "ok": d["ok"], "result": d["result"], "error": d["error"]} for d in new if d["type"] == event_type(ToolCallFinished)]
+        return web.json_response({"reply": reply, "route": route, "tool_calls": calls})
+
+    async def mute(self, request: web.Request) -> web.Response:
+        self.session.set_muted(True)
+        log.info("microphone muted through the API")
+        return web.json_response({"muted": True})
+
+    async def unmute(self, request: web.Request) -> web.Response:
+        self.session.set_muted(False)
+        log.info("microphone unmuted through the API")
+        return web.json_response({"muted": False})
+
+    async def metrics_handler(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.metrics.render(), content_type="text/plain", charset="utf-8")

@@ -1,0 +1,322 @@
+"""The headless service, started for real in a subprocess with a recording as its microphone."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from assistant.audio import SAMPLE_RATE, read_audio, resample, write_wav
+from assistant.config import Config, save_config
+from assistant.speech.asr import normalize_transcript
+
+from .conftest import AUDIO, recording
+from .servers import free_port
+
+
+class Service:
+    """`assistant serve` in a subprocess."""
+
+    def __init__(self, config: Config, tmp: Path, audio: np.ndarray | None, *, wyoming: bool = False, env: dict | None = None, name: str = "svc") -> None:
+        self.port = free_port()
+        self.wyoming_port = free_port()
+        self.cfg_path = tmp / f"{name}.toml"
+        save_config(config.with_overrides({"service.port": self.port, "service.wyoming_port": self.wyoming_port}), self.cfg_path)
+        self.log = tmp / f"{name}.log"
+        args = [sys.executable, "-m", "assistant", "--config", str(self.cfg_path), "serve", "--no-pull", "--output", str(tmp / f"{name}.wav")]
+        if audio is not None:
+            rec = tmp / f"{name}-input.wav"
+            write_wav(rec, audio, SAMPLE_RATE)
+            args += ["--input", str(rec)]
+        if wyoming:
+            args.append("--wyoming")
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(self.log, "w"), env={**os.environ, **(env or {})})
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"service exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError("service did not become ready:\n" + self.log.read_text()[-3000:])
+
+    def events(self, headers: dict | None = None) -> list[dict]:
+        return httpx.get(self.url + "/events?last=500", headers=headers or {}, timeout=10).json()
+
+    def logs(self) -> list[dict]:
+        out = []
+        for line in self.log.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                pass
+        return out
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                return self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                return -9
+        return self.proc.returncode
+
+
+def _until(cond, timeout: float = 60.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = cond()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _synth(tts, text: str) -> np.ndarray:
+    audio, _ = tts.synthesize_all(text)
+    return resample(audio, tts.sample_rate, SAMPLE_RATE)
+
+
+@pytest.fixture
+def svc_config(config) -> Config:
+    return config.with_overrides({"llm.enabled": False, "tts.earcon": False})
+
+
+def test_a_turn_completes_and_barge_in_stops_a_long_reply(svc_config, tmp_path, tts):
+    # a long shopping list makes a long spoken reply
+    env = {**os.environ}
+    for i in range(20):
+        subprocess.run([sys.executable, "-m", "assistant", "--config", str(_cfg(svc_config, tmp_path)), "tools", "call", "list_add",
+                        "--arg", f'item="item number {i}"'], check=True, capture_output=True, env=env)
+    ask_list = _synth(tts, "What's on my shopping list?")
+    ask_time = _synth(tts, "What time is it?")
+    audio = recording(0.5, "hey_jarvis.wav", 0.3, "wfw_turn_on_the_living_room_lamp.wav", 3.0,
+                      "hey_jarvis.wav", 1.0, ask_list, 4.0, "hey_jarvis.wav", 0.3, ask_time, 4.0)
+    svc = Service(svc_config, tmp_path, audio)
+    try:
+        svc.wait_ready()
+        _until(lambda: sum(e["type"] == "turn_finished" for e in svc.events()) >= 3, 120, "three turns")
+        events = svc.events()
+        finals = [normalize_transcript(e["text"]) for e in events if e["type"] == "final_transcript" and e["text"]]
+        assert finals[0] == "turn on the living room lamp"
+        replies = [e["text"] for e in events if e["type"] == "reply"]
+        assert replies[0] == "Turned on the living room lamp."
+        interrupts = [e for e in events if e["type"] == "interrupt"]
+        assert [e["reason"] for e in interrupts] == ["barge_in"]
+        assert "what time is it" in finals
+        # the lamp really is on, asked through the API
+        r = httpx.post(svc.url + "/ask", json={"text": "is the living room lamp on"}, timeout=60).json()
+        assert r["reply"] == "Yes, Living Room Lamp is on." and r["route"] == "fast_path"
+        assert any(l.get("msg") == "turn" and l.get("route") == "fast_path" for l in svc.logs())  # JSON logs, one per turn
+    finally:
+        assert svc.stop() == 0
+
+
+def _cfg(config: Config, tmp: Path) -> Path:
+    p = tmp / "tools.toml"
+    save_config(config, p)
+    return p
+
+
+def test_api_metrics_auth_and_bursts(svc_config, tmp_path):
+    svc = Service(svc_config, tmp_path, None)
+    try:
+        svc.wait_ready()
+        h = httpx.get(svc.url + "/health").json()
+        assert h["status"] == "ok"
+        st = httpx.get(svc.url + "/status").json()
+        assert st["models"]["asr"] == "whisper-tiny.en" and st["turns"] == 0
+        r = httpx.post(svc.url + "/ask", json={"text": "set the desk lamp to 30 percent"}, timeout=60).json()
+        assert r["reply"] == "Set the desk lamp to 30 percent." and r["tool_calls"][0]["tool"] == "home_set_light"
+        assert httpx.post(svc.url + "/ask", json={"nope": 1}).status_code == 400
+        assert httpx.post(svc.url + "/mute").json() == {"muted": True}
+        assert httpx.get(svc.url + "/status").json()["muted"] is True
+        httpx.post(svc.url + "/unmute")
+        metrics = httpx.get(svc.url + "/metrics").text
+        assert 'jarvis_turns_total{route="fast_path"} 1.0' in metrics
+        assert 'jarvis_tool_calls_total{ok="true",tool="home_set_light"} 1.0' in metrics
+        assert "jarvis_stage_latency_seconds_bucket" in metrics
+
+        # a burst: some are queued and answered, the rest refused politely; nothing breaks
+        async def burst() -> list[int]:
+            async with httpx.AsyncClient(timeout=120) as c:
+                rs = await asyncio.gather(*(c.post(svc.url + "/ask", json={"text": "what time is it"}) for _ in range(25)))
+            return [r.status_code for r in rs]
+
+        codes = asyncio.run(burst())
+        assert set(codes) <= {200, 429} and codes.count(200) >= 1 and codes.count(429) >= 1
+        assert httpx.get(svc.url + "/health").status_code == 200
+
+        # events as Server-Sent Events
+        with httpx.stream("GET", svc.url + "/events/stream", timeout=30) as s:
+            httpx.post(svc.url + "/ask", json={"text": "what day is it"}, timeout=60)
+            seen = []
+            for line in s.iter_lines():
+                if line.startswith("data: "):
+                    seen.append(json.loads(line[6:])["type"])
+                if "reply" in seen:
+                    break
+        assert "route_decided" in seen and "reply" in seen
+    finally:
+        assert svc.stop() == 0
+
+
+def test_non_loopback_needs_a_token(svc_config, tmp_path):
+    cfg = svc_config.with_overrides({"service.host": "0.0.0.0"})
+    svc = Service(cfg, tmp_path, None, env={"ASSISTANT_API_TOKEN": ""}, name="open")
+    code = svc.proc.wait(120)
+    assert code == 2
+    assert any("without a token" in l.get("error", "") for l in svc.logs())
+    svc = Service(cfg, tmp_path, None, env={"ASSISTANT_API_TOKEN": "s3cret-token"}, name="closed")
+    try:
+        svc.wait_ready()
+        assert httpx.get(svc.url + "/status").status_code == 401
+        assert httpx.get(svc.url + "/status", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert httpx.get(svc.url + "/status", headers={"Authorization": "Bearer s3cret-token"}).status_code == 200
+        assert httpx.get(svc.url + "/health").status_code == 200
+    finally:
+        assert svc.stop() == 0
+
+
+def test_wyoming_clients_get_transcripts_audio_and_answers(svc_config, tmp_path):
+    from wyoming.asr import Transcribe, Transcript
+    from wyoming.audio import AudioChunk, AudioStart, AudioStop
+    from wyoming.client import AsyncTcpClient
+    from wyoming.handle import Handled
+    from wyoming.info import Describe, Info
+    from wyoming.pipeline import PipelineStage, RunPipeline
+    from wyoming.tts import Synthesize
+    from wyoming.wake import Detect, Detection
+
+    svc = Service(svc_config, tmp_path, None, wyoming=True)
+    lamp = read_audio(AUDIO / "wfw_turn_on_the_living_room_lamp.wav")
+    jarvis = read_audio(AUDIO / "hey_jarvis.wav")
+
+    async def send_audio(client, audio: np.ndarray) -> None:
+        await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())
+        for i in range(0, len(audio), 1024):
+            await client.write_event(AudioChunk(rate=16000, width=2, channels=1, audio=audio[i : i + 1024].tobytes()).event())
+        await client.write_event(AudioStop().event())
+
+    async def read_until(client, *types: str) -> list:
+        got = []
+        while True:
+            event = await asyncio.wait_for(client.read_event(), 60)
+            got.append(event)
+            if event.type in types:
+                return got
+
+    async def session() -> None:
+        async with AsyncTcpClient("127.0.0.1", svc.wyoming_port) as c:
+            await c.write_event(Describe().event())
+            info = Info.from_event((await read_until(c, "info"))[-1])
+            assert info.asr[0].models[0].name == "whisper-tiny.en"
+            assert info.wake[0].models[0].name == "hey_jarvis_v0.1" and info.tts and info.handle
+        async with AsyncTcpClient("127.0.0.1", svc.wyoming_port) as c:  # ASR, as wyoming-faster-whisper
+            await c.write_event(Transcribe(language="en").event())
+            await send_audio(c, np.concatenate([lamp, np.zeros(8000, np.int16)]))
+            t = Transcript.from_event((await read_until(c, "transcript"))[-1])
+            assert normalize_transcript(t.text) == "turn on the living room lamp"
+        async with AsyncTcpClient("127.0.0.1", svc.wyoming_port) as c:  # TTS, as wyoming-piper
+            await c.write_event(Synthesize(text="Hello from the kitchen. The oven is ready.").event())
+            events = await read_until(c, "audio-stop")
+            start = AudioStart.from_event(next(e for e in events if e.type == "audio-start"))
+            pcm = b"".join(AudioChunk.from_event(e).audio for e in events if e.type == "audio-chunk")
+            seconds = len(pcm) / 2 / start.rate
+            assert start.rate == 22050 and 1.5 < seconds < 6
+        async with AsyncTcpClient("127.0.0.1", svc.wyoming_port) as c:  # wake word, as wyoming-openwakeword
+            await c.write_event(Detect(names=["hey_jarvis_v0.1"]).event())
+            await send_audio(c, np.concatenate([np.zeros(8000, np.int16), jarvis, np.zeros(8000, np.int16)]))
+            d = Detection.from_event((await read_until(c, "detection", "not-detected"))[-1])
+            assert d.name == "hey_jarvis_v0.1"
+        async with AsyncTcpClient("127.0.0.1", svc.wyoming_port) as c:  # a satellite using this box as its brain
+            await c.write_event(RunPipeline(start_stage=PipelineStage.ASR, end_stage=PipelineStage.TTS).event())
+            await send_audio(c, np.concatenate([np.zeros(4000, np.int16), lamp, np.zeros(16000, np.int16)]))
+            events = await read_until(c, "audio-stop")
+            types = [e.type for e in events]
+            assert types.index("transcript") < types.index("handled") < types.index("audio-start")
+            assert Handled.from_event(next(e for e in events if e.type == "handled")).text == "Turned on the living room lamp."
+
+    try:
+        svc.wait_ready()
+        asyncio.run(session())
+        r = httpx.post(svc.url + "/ask", json={"text": "is the living room lamp on"}, timeout=60).json()
+        assert r["reply"].startswith("Yes")
+    finally:
+        assert svc.stop() == 0
+
+
+def test_sigterm_mid_turn_and_restart_keeps_timer_and_conversation(svc_config, tmp_path):
+    svc = Service(svc_config, tmp_path, None)
+    svc.wait_ready()
+    r = httpx.post(svc.url + "/ask", json={"text": "set a timer for 10 minutes"}, timeout=60).json()
+    assert r["reply"] == "Timer set for 10 minutes."
+
+    async def mid_turn() -> None:
+        async with httpx.AsyncClient(timeout=60) as c:
+            task = asyncio.create_task(c.post(svc.url + "/ask", json={"text": "turn on the lights in the kitchen"}))
+            await asyncio.sleep(0.05)
+            svc.proc.send_signal(signal.SIGTERM)
+            try:
+                await task
+            except httpx.HTTPError:
+                pass
+
+    asyncio.run(mid_turn())
+    assert svc.proc.wait(30) == 0
+    assert any(l.get("msg") == "stopped" for l in svc.logs())
+
+    again = Service(svc_config, tmp_path, None, name="again")
+    try:
+        again.wait_ready()
+        r = httpx.post(again.url + "/ask", json={"text": "how much time is left on my timer"}, timeout=60).json()
+        assert "10 minutes" in r["reply"] or "9 minutes" in r["reply"], r
+        assert any(l.get("msg") == "conversation restored" for l in again.logs())
+    finally:
+        assert again.stop() == 0
+
+
+def test_sighup_reloads_the_config_and_survives_a_bad_one(svc_config, tmp_path):
+    svc = Service(svc_config, tmp_path, None)
+    try:
+        svc.wait_ready()
+        good = svc_config.with_overrides({"service.port": svc.port, "service.wyoming_port": svc.wyoming_port, "wake.threshold": 0.61})
+        save_config(good, svc.cfg_path)
+        svc.proc.send_signal(signal.SIGHUP)
+        _until(lambda: sum(l.get("msg") == "ready" for l in svc.logs()) >= 2, 120, "restart after SIGHUP")
+        assert any(l.get("msg") == "SIGHUP: configuration reloaded" for l in svc.logs())
+        svc.cfg_path.write_text("[wake]\nthreshold = 7\n")
+        svc.proc.send_signal(signal.SIGHUP)
+        _until(lambda: any("invalid" in l.get("msg", "") for l in svc.logs()), 30, "bad config logged")
+        svc.wait_ready(30)
+        assert httpx.post(svc.url + "/ask", json={"text": "what time is it"}, timeout=60).status_code == 200
+    finally:
+        assert svc.stop() == 0
+
+
+def test_systemd_unit(tmp_path):
+    out = tmp_path / "jarvis.service"
+    r = subprocess.run([sys.executable, "-m", "assistant", "service", "install", "--path", str(out), "--user", "jarvis",
+                        "--data-dir", "/var/lib/jarvis-assistant"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    text = out.read_text()
+    for line in ("User=jarvis", "Restart=on-failure", "NoNewPrivileges=yes", "ProtectSystem=strict",
+                 "ReadWritePaths=/var/lib/jarvis-assistant", "SupplementaryGroups=audio", "ExecReload=/bin/kill -HUP $MAINPID"):
+        assert line in text
+    assert " serve" in text.split("ExecStart=")[1].splitlines()[0]
