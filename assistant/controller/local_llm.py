@@ -394,6 +394,27 @@ class LocalController:
                     chosen.append(t)
         return chosen, command
 
+    _GENERIC = set(_terms(
+        "have get want like need please could would can make give bring order buy book send call me us some little bit "
+        "one two three four five six seven eight nine ten a an the right now today tonight quick quickly"
+    ))
+
+    def _mostly_unknown(self, text: str) -> bool:
+        """Most of what the request is about is in no tool's vocabulary (nor a device or area name):
+        "a medium double shot americano" — no tool here knows what that is."""
+        selector = self.selector()
+        known = set(selector.idf)
+        home = self.registry.service("home")
+        if home is not None:
+            snap = home.snapshot()
+            known |= set(_terms(" ".join(n for e in snap.entities for n in e.names())))
+            known |= set(_terms(" ".join(a.name for a in snap.areas)))
+        words = [w for w in _terms(text) if w not in self._GENERIC]
+        if not words:
+            return False
+        unknown = [w for w in words if w not in known]
+        return len(unknown) * 2 > len(words)
+
     def _names_a_device(self, text: str) -> bool:
         home = self.registry.service("home")
         if home is None:
@@ -422,12 +443,14 @@ class LocalController:
         """Answer a request; yields spoken text pieces and finally a :class:`LocalResult`."""
         deadline = time.monotonic() + self.config.time_limit_s
         tools, command = self._candidates(text)
-        if not command and is_action_request(text):
+        action = is_action_request(text)
+        if action and self._mostly_unknown(text):
             # "can I have a double shot americano": an action no tool here matches. Saying so is
             # the honest answer; letting a small model improvise one is how assistants lie.
             self.bus.emit(StageTiming(stage="llm", ms=0.0, turn=turn, detail="skipped: an action request no tool matches"))
             yield LocalResult(handled=False, reason="no tool can do that (an action request that matches no tool)")
             return
+        command = command or action  # a request to do something is answered by a tool, not by words
         allowed = {t.name for t in tools}
         choices = self._choices()
         messages = [*self.prefix_messages(), *conversation.messages(), {"role": "user", "content": text}]
