@@ -45,6 +45,8 @@ def table(r: dict[str, Any]) -> str:
     if t:
         rows.append(("tts time to first audio", " · ".join(f"{k} {v['first_audio_ms']['p50']} ms" for k, v in t.items())))
         rows.append(("tts real-time factor", " · ".join(f"{k} {v['rtf_p50']}" for k, v in t.items())))
+    for name, v in r.get("service", {}).items():
+        rows.append((f"service CPU, {name}", f"{v['cpu_percent_of_one_core']}% of one core; RSS {v['rss_mb']} MB (peak {v['peak_rss_mb']}), {v['turns']} turns"))
     mem = r.get("memory")
     if mem:
         rows.append(("peak RSS of `assistant run`", f"{mem['peak_rss_mb']} MB (exit {mem['exit_code']}, {mem['wall_s']} s)"))

@@ -419,6 +419,79 @@ def bench_memory(ctx: Context) -> None:
                              "note": "max over child processes so far" if before else ""}
 
 
+def _proc_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _proc_mem_mb(pid: int) -> tuple[float, float]:
+    rss = hwm = 0.0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            rss = int(line.split()[1]) / 1024
+        elif line.startswith("VmHWM:"):
+            hwm = int(line.split()[1]) / 1024
+    return round(rss, 1), round(hwm, 1)
+
+
+def bench_service(ctx: Context) -> None:
+    """CPU use of `assistant serve` while idle (silence, background speech) and active, and its memory."""
+    import httpx
+
+    from assistant.audio import write_wav
+    from assistant.config import save_config
+
+    window = 15 if ctx.quick else 30
+    tts = ctx.speech.tts
+    speech = np.concatenate([clip(n) for n in ("oww_negative_reference.wav", "rhino_test_out_of_context.wav", "jfk.flac",
+                                                 "turn_on_the_office_lights_test_clip.wav")] + [synth(tts, l) for l in
+                             (DATA / "negative_text.txt").read_text().splitlines()[:6]])
+    turn = np.concatenate([clip("hey_jarvis.wav"), silence(0.3), clip("wfw_turn_on_the_living_room_lamp.wav"), silence(5.5)])
+    recordings = {
+        "idle: silence": silence(window + 8),
+        "idle: background speech (no wake word)": np.tile(speech, 3)[: (window + 8) * 16000],
+        "active: a request every ~9 s": np.tile(turn, int(np.ceil((window + 8) / (len(turn) / 16000))))[: (window + 8) * 16000],
+    }
+    out = {}
+    for name, audio in recordings.items():
+        rec = ctx.out / "service-input.wav"
+        write_wav(rec, audio, 16000)
+        port = _free_port()
+        cfg = ctx.out / "service-config.toml"
+        save_config(ctx.config.with_overrides({"service.port": port}), cfg)
+        proc = subprocess.Popen([sys.executable, "-m", "assistant", "--config", str(cfg), "serve", "--no-pull", "--input", str(rec),
+                                 "--output", str(ctx.out / "service-out.wav")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.3)
+            time.sleep(2.0)  # let start-up work settle
+            c0, t0 = _proc_cpu_s(proc.pid), time.monotonic()
+            time.sleep(window)
+            c1, t1 = _proc_cpu_s(proc.pid), time.monotonic()
+            rss, hwm = _proc_mem_mb(proc.pid)
+            status = httpx.get(f"http://127.0.0.1:{port}/status", timeout=5).json()
+            out[name] = {"cpu_percent_of_one_core": round((c1 - c0) / (t1 - t0) * 100, 1), "rss_mb": rss, "peak_rss_mb": hwm,
+                         "turns": status.get("turns"), "window_s": window}
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    ctx.results["service"] = out
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 SECTIONS: dict[str, Callable[[Context], None]] = {
     "memory": bench_memory, "asr": bench_asr, "tts": bench_tts, "wake": bench_wake, "routing": bench_routing, "e2e": bench_e2e,
+    "service": bench_service,
 }
