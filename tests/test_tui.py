@@ -4,7 +4,6 @@ settings, and an SVG snapshot of the main screen."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 
@@ -81,6 +80,22 @@ async def test_recording_input_shows_wake_transcript_and_reply(config, tmp_path)
         assert any(l.startswith("you") and "living room lamp" in l.lower() for l in lines)
         assert any(l.startswith("jarvis") and "Turned on the living room lamp." in l for l in lines)
     assert (tmp_path / "out.wav").stat().st_size > 10_000
+
+
+async def test_panels_follow_the_home_and_the_timers(text_app):
+    async with text_app.run_test(size=(120, 36)) as pilot:
+        await asyncio.wait_for(text_app.ready.wait(), 60)
+        home = text_app.query_one("#home")
+        assert home.row_count == len(text_app.session.home.snapshot().entities)
+        lamp_row = next(i for i in range(home.row_count) if home.get_row_at(i)[1] == "Living Room Lamp")
+        assert home.get_row_at(lamp_row)[3] == "off"
+        await pilot.click("#request")
+        await pilot.press(*"turn on the living room lamp", "enter")
+        await _until(pilot, lambda: home.get_row_at(next(i for i in range(home.row_count) if home.get_row_at(i)[1] == "Living Room Lamp"))[3] != "off")
+        await pilot.press(*"set a timer for 5 minutes", "enter")
+        timers = text_app.query_one("#timers")
+        await _until(pilot, lambda: timers.row_count == 1)
+        assert timers.get_row_at(0)[0] == "the 5 minutes timer"
 
 
 async def test_settings_are_validated_and_saved(text_app, tmp_path):

@@ -178,6 +178,11 @@ class Timers(Toolbox):
     def _changed(self) -> None:
         self._wake.set()
 
+    def snapshot(self) -> list[dict[str, Any]]:
+        """Running and paused timers and alarms: label, seconds left, paused (for live views)."""
+        now = self.clock()
+        return [{"id": t.id, "label": t.label(), "left_s": round(t.left(now)), "paused": t.paused} for t in self.store.active()]
+
     def _find(self, name: str | None, area: str | None, start_hours: int | None, start_minutes: int | None, start_seconds: int | None, kind: str | None = None) -> list[TimerRow]:
         timers = self.store.active()
         if kind:
@@ -392,4 +397,6 @@ class Timers(Toolbox):
 
 @hookimpl
 def register_tools(register, context: PluginContext) -> None:
-    register(Timers(context.data_dir / "timers.db", context.bus, context.config.home.area))
+    timers = Timers(context.data_dir / "timers.db", context.bus, context.config.home.area)
+    context.provide("timers", timers)
+    register(timers)

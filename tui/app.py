@@ -211,16 +211,13 @@ class JarvisApp(App):
     def refresh_timers(self) -> None:
         table = self.query_one("#timers", DataTable)
         ctrl = self.session.controller
-        if ctrl is None or "timer_status" not in ctrl.registry.tools:
+        timers = ctrl.registry.service("timers") if ctrl is not None else None
+        if timers is None:
             return
-        box = getattr(ctrl.registry.tools["timer_status"].func, "__self__", None)
-        if box is None:
-            return
-        now = box.clock()
         table.clear()
-        for t in box.store.active():
-            left = int(t.left(now))
-            table.add_row(t.label(), f"{left // 60}:{left % 60:02d}", "paused" if t.paused else "running")
+        for t in timers.snapshot():
+            left = int(t["left_s"])
+            table.add_row(t["label"], f"{left // 60}:{left % 60:02d}", "paused" if t["paused"] else "running")
 
     def refresh_models(self) -> None:
         from assistant.app import choose_models, model_store  # noqa: PLC0415

@@ -15,7 +15,7 @@ from typing import AsyncIterator
 
 import numpy as np
 
-from ..audio.io import FRAME_SAMPLES, SAMPLE_RATE, resample
+from ..audio.io import FRAME_SAMPLES, SAMPLE_RATE, PacedSink, resample
 
 __all__ = ["Loopback"]
 
@@ -47,50 +47,26 @@ class _Source:
         self._closed = True
 
 
-class _Sink:
+class _Echo:
+    """What the speaker plays, as the microphone hears it (16 kHz), for :class:`PacedSink`."""
+
+    sample_rate = None
+
     def __init__(self, room: "Loopback") -> None:
         self.room = room
-        self.sample_rate: int | None = None
-        self._queue: collections.deque[np.ndarray] = collections.deque()
-        self._task: asyncio.Task | None = None
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self.played_samples = 0
-
-    @property
-    def busy(self) -> bool:
-        return not self._idle.is_set()
 
     async def play(self, samples: np.ndarray, rate: int) -> None:
-        self.sample_rate = rate
-        chunk16 = resample(samples, rate, SAMPLE_RATE)
-        for i in range(0, chunk16.shape[0], FRAME_SAMPLES):
-            self._queue.append(chunk16[i : i + FRAME_SAMPLES])
-        self._idle.clear()
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run())
-
-    async def _run(self) -> None:
-        start, played = time.monotonic(), 0
-        while self._queue:
-            chunk = self._queue.popleft()
-            self.room.add_echo(chunk)
-            self.played_samples += chunk.shape[0]
-            played += chunk.shape[0]
-            delay = start + played / SAMPLE_RATE - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-        self._idle.set()
+        self.room.add_echo(resample(samples, rate, SAMPLE_RATE))
+        self.room.played_samples += samples.shape[0] * SAMPLE_RATE // rate
 
     async def drain(self) -> None:
-        await self._idle.wait()
+        pass
 
     async def interrupt(self) -> None:
-        self._queue.clear()
-        self._idle.set()
+        pass
 
     async def close(self) -> None:
-        await self.interrupt()
+        pass
 
 
 class Loopback:
@@ -107,8 +83,10 @@ class Loopback:
         self.echo_gain = echo_gain
         self.tail_s = tail_s
         self._echo: collections.deque[np.ndarray] = collections.deque()
+        self.played_samples = 0
+        """Samples (at 16 kHz) the speaker has played."""
         self.source = _Source(self)
-        self.sink = _Sink(self)
+        self.sink = PacedSink(_Echo(self))
 
     def add_echo(self, chunk: np.ndarray) -> None:
         self._echo.append(chunk.astype(np.float32))
