@@ -224,5 +224,6 @@ async def build_controller(
         from .controller.remote import RemoteTier  # noqa: PLC0415
 
         tier = RemoteTier(config, registry, bus)
+        registry.services["remote"] = tier  # tools that need a bigger model ask through it (policy applies)
     router = Router(config, registry, bus, fast_path=fast, local=local, remote=tier, confirm=confirm)
     return Controller(registry=registry, router=router, fast_path=fast)

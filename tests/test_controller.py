@@ -337,3 +337,24 @@ def test_redactor_round_trip():
     assert "123456 stays" in red
     assert r.restore(red) == text
     assert r.restore({"name": "<DEVICE_1>"}) == {"name": "Living Room Lamp"}
+
+
+async def test_a_tool_can_ask_the_remote_model_under_the_policy(config, openai_server):
+    proxy = RecordingProxy(openai_server)
+    try:
+        cfg = _remote_cfg(config, [{"name": "cloud", "base_url": proxy.url, "model": "m", "privacy": "cloud", "timeout_s": 60}],
+                          **{"llm.enabled": False, "remote.private_terms": ["Alice"]})
+        controller = await build_controller(cfg, EventBus())
+        remote = controller.registry.service("remote")
+        text = await remote.complete("Write one line wishing Alice a happy birthday.", reason="a birthday card tool")
+        await controller.close()
+        assert text and "<PERSON_1>" not in text
+        assert "Alice" not in json.dumps(proxy.received[-1]) and "tools" not in proxy.received[-1]
+        never = _remote_cfg(config, [{"name": "cloud", "base_url": proxy.url, "model": "m"}], policy="never", **{"llm.enabled": False})
+        controller = await build_controller(never, EventBus())
+        n = len(proxy.received)
+        assert await controller.registry.service("remote").complete("hello", reason="test") == ""
+        await controller.close()
+        assert len(proxy.received) == n
+    finally:
+        proxy.close()

@@ -216,6 +216,35 @@ class RemoteTier:
         )
         return await retrying(once)
 
+    async def complete(self, prompt: str, *, reason: str, confirm: ConfirmHook | None = None) -> str:
+        """For a tool that needs a bigger model (summarising, drafting): the same policy,
+        confirmation, redaction, audit and fallbacks as a request; no tools are offered.
+
+        Returns:
+            The remote model's text ("" when the policy forbids it or every endpoint failed).
+        """
+        if not self.available():
+            return ""
+        for endpoint in self.rc.endpoints:
+            if not self.breakers[endpoint.name].allow():
+                continue
+            if not await self._ask_user(endpoint, confirm):
+                return ""
+            red = self._redactor(endpoint)
+            text = red.redact(prompt) if red else prompt
+            messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": text}]
+            try:
+                reply = await self._converse(endpoint, messages, [], red.restore if red else (lambda v: v),
+                                             red.redact_value if red else (lambda v: v), 0, confirm, Conversation())
+            except Exception as exc:  # noqa: BLE001
+                self.breakers[endpoint.name].failure()
+                self._last_error = f"{endpoint.name}: {exc}"
+                continue
+            self.breakers[endpoint.name].success()
+            log.info("remote completion for a tool (%s) from %s", reason, endpoint.name)
+            return reply
+        return ""
+
     async def respond(
         self,
         text: str,
