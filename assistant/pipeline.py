@@ -122,7 +122,7 @@ class Pipeline:
         self.realtime = False
         self.state = AssistantState.IDLE
         self.muted = False
-        self._wake_phrases = [phrase_from_model_name(n) for n in self.config.wake.models]
+        self.wake_phrases = [phrase_from_model_name(n) for n in self.config.wake.models]
         self._frames: AsyncIterator[np.ndarray] | None = None
         self._reply_waiter: asyncio.Future | None = None
         self._announcements: asyncio.Queue[str] = asyncio.Queue()
@@ -322,7 +322,7 @@ class Pipeline:
 
         async def transcribe() -> None:
             result = await asyncio.to_thread(asr.transcribe, audio)
-            text = strip_wake_phrase(result.text, self._wake_phrases)
+            text = strip_wake_phrase(result.text, self.wake_phrases)
             if text and self.listener is not None and self.listener.mode is ListenerMode.CAPTURE:
                 self.bus.emit(PartialTranscript(text=text, turn=turn))
 
@@ -355,7 +355,7 @@ class Pipeline:
         waited_ms = (time.perf_counter() - t_asr) * 1000.0
         self._timing("asr", waited_ms, turn.id, detail=(
             f"{'speculative, ' if spec is not None else ''}compute {result.compute_ms:.0f} ms, rtf {result.real_time_factor:.3f}, {result.audio_s:.2f} s audio"))
-        text = strip_wake_phrase(result.text, self._wake_phrases)
+        text = strip_wake_phrase(result.text, self.wake_phrases)
         self.bus.emit(FinalTranscript(text=text, turn=turn.id))
         if not text:
             # a cough, a click, or just the wake phrase: keep listening for the request if time is left
@@ -485,7 +485,7 @@ class Pipeline:
         assert self.tts is not None and self.sink is not None
         self._set_state(AssistantState.SPEAKING, turn)
         words = set(re.findall(r"[a-z]+", sentence.lower()))
-        if any(set(p.split()) & words - {"hey", "ok", "okay", "hi"} for p in self._wake_phrases):
+        if any(set(p.split()) & words - {"hey", "ok", "okay", "hi"} for p in self.wake_phrases):
             self._reply_mentions_wake = True
         t0 = time.perf_counter()
         chunks = await asyncio.to_thread(lambda: list(self.tts.synthesize(sentence)))
@@ -536,7 +536,7 @@ class Pipeline:
         if not isinstance(out, UtteranceEnd):
             return ""
         result = await asyncio.to_thread(self.asr.transcribe, out.audio)
-        text = strip_wake_phrase(result.text, self._wake_phrases)
+        text = strip_wake_phrase(result.text, self.wake_phrases)
         self.bus.emit(FinalTranscript(text=text, turn=self._turn.id if self._turn else None))
         return text
 

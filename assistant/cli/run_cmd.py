@@ -123,7 +123,7 @@ async def run(args: argparse.Namespace, config: Config) -> int:
         if not args.quiet:
             src = session.source
             where = f"'{src.device.name}'" if isinstance(src, MicrophoneSource) else str(args.input)
-            phrase = " or ".join(f"'{p}'" for p in session.pipeline._wake_phrases)
+            phrase = " or ".join(f"'{p}'" for p in session.pipeline.wake_phrases)
             warn(f"ready in {session.load_s:.1f} s; listening for {phrase} on {where}" + (" (Ctrl-C to stop)" if args.input is None else ""))
         await session.run_voice()
     except asyncio.CancelledError:

@@ -74,6 +74,7 @@ class Endpointer:
         self._max_frames = int(config.max_utterance_s * 1000 // FRAME_MS)
         self._pre: collections.deque[np.ndarray] = collections.deque(maxlen=pre_frames + self._min_speech)
         self._frames: list[np.ndarray] = []
+        self._captured = 0
         self._voiced_run = 0
         self._silence_run = 0
         self._position = 0
@@ -103,7 +104,7 @@ class Endpointer:
     @property
     def captured_samples(self) -> int:
         """Samples of the utterance captured so far."""
-        return sum(f.shape[0] for f in self._frames) if self.state is EndpointState.IN_SPEECH else 0
+        return self._captured if self.state is EndpointState.IN_SPEECH else 0
 
     def current_audio(self) -> np.ndarray:
         """The utterance so far (for partial transcripts)."""
@@ -126,6 +127,7 @@ class Endpointer:
             if self._voiced_run >= self._min_speech:
                 self.state = EndpointState.IN_SPEECH
                 self._frames = list(self._pre)
+                self._captured = sum(f.shape[0] for f in self._frames)
                 self._silence_run = 0
                 start = self._position - self._voiced_run * frame.shape[0]
                 return SpeechStart(audio_time_s=start / SAMPLE_RATE)
@@ -134,6 +136,7 @@ class Endpointer:
                 return NoSpeechTimeout(audio_time_s=self._position / SAMPLE_RATE)
             return None
         self._frames.append(frame)
+        self._captured += frame.shape[0]
         self._silence_run = 0 if voiced else self._silence_run + 1
         if self._silence_run >= self._trailing:
             return self._end("silence")
