@@ -22,9 +22,14 @@ from ..errors import AssistantError, ConfigError
 __all__ = ["main", "build_parser"]
 
 
-def _parse_override(text: str) -> tuple[str, Any]:
+def parse_key_value(text: str, option: str = "--set", example: str = "wake.threshold=0.6") -> tuple[str, Any]:
+    """``KEY=VALUE`` with the value read as a TOML literal (``0.6``, ``"Desk Lamp"``, ``[1, 2]``), else a string.
+
+    Raises:
+        ConfigError: No ``=`` in ``text``.
+    """
     if "=" not in text:
-        raise ConfigError(f"--set {text!r} is not KEY=VALUE", hint="e.g. --set wake.threshold=0.6")
+        raise ConfigError(f"{option} {text!r} is not KEY=VALUE", hint=f"e.g. {option} {example}")
     key, raw = text.split("=", 1)
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
@@ -82,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(args.config)
         if args.overrides:
-            config = config.with_overrides(dict(_parse_override(o) for o in args.overrides))
+            config = config.with_overrides(dict(parse_key_value(o) for o in args.overrides))
         result = args.func(args, config)
         if inspect.iscoroutine(result):
             result = asyncio.run(result)

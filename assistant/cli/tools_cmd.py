@@ -6,14 +6,13 @@ import argparse
 import asyncio
 import json
 import sys
-import tomllib
 from typing import Any
 
 from ..app import build_controller, load_speech
 from ..audio.io import WavSink
 from ..bus import EventBus
 from ..config import Config
-from ..errors import AssistantError, ToolError
+from ..errors import AssistantError
 from ..events import (
     ErrorEvent,
     Event,
@@ -26,7 +25,7 @@ from ..events import (
 )
 from ..pipeline import Pipeline
 from ..toolkit.registry import ConfirmationRequest, ConfirmHook, ToolRegistry
-from . import warn
+from . import parse_key_value, warn
 
 __all__ = ["register", "terminal_confirm"]
 
@@ -76,17 +75,6 @@ def terminal_confirm(auto_yes: bool) -> ConfirmHook:
     return confirm
 
 
-def _parse_arg(text: str) -> tuple[str, Any]:
-    if "=" not in text:
-        raise ToolError(f"--arg {text!r} is not KEY=VALUE", hint='e.g. --arg name="Kitchen Light" --arg brightness=40')
-    key, raw = text.split("=", 1)
-    try:
-        value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw
-    return key.strip(), value
-
-
 async def _registry(config: Config, confirm: ConfirmHook | None = None) -> ToolRegistry:
     return await ToolRegistry.create(config, EventBus(), confirm=confirm)
 
@@ -123,7 +111,7 @@ async def tools_call(args: argparse.Namespace, config: Config) -> int:
     reg = await _registry(config, terminal_confirm(args.yes))
     try:
         reg.get(args.name)  # unknown tools fail with suggestions
-        arguments = dict(_parse_arg(a) for a in args.arg)
+        arguments = dict(parse_key_value(a, "--arg", 'name="Desk Lamp"') for a in args.arg)
         outcome = await reg.call(args.name, arguments)
         if args.json:
             print(json.dumps({"ok": outcome.ok, "result": outcome.result, "error": outcome.error, "say": outcome.say,

@@ -88,10 +88,6 @@ class Conversation:
                 return ex.tool_calls[-1]
         return None
 
-    def expects_follow_up(self, text: str) -> bool:
-        """An elliptical request right after a turn that called a tool."""
-        return self.last_tool_call() is not None and looks_elliptical(text)
-
     def to_dict(self) -> dict[str, Any]:
         """The conversation as JSON-able data (to survive a restart)."""
         return {"recent": [e.__dict__ for e in self.recent], "summary": list(self.summary)}

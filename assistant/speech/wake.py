@@ -257,11 +257,6 @@ class WakeStage:
         elif not self.gated:
             self._pending.clear()
 
-    def suppress_until(self, audio_time_s: float) -> None:
-        """Ignore detections of every model until the given input position (refractory)."""
-        for name in self.model.names:
-            self._last_fire[name] = audio_time_s - self.config.refractory_s
-
 
 @dataclass
 class WakeVerifier:

@@ -23,7 +23,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 import httpx
 
@@ -481,12 +481,6 @@ class ModelStore:
         for n in touched:
             self.status(n, rehash=True)
         return sorted(touched)
-
-    def import_many(self, paths: Iterable[Path]) -> list[str]:
-        names: set[str] = set()
-        for p in paths:
-            names.update(self.import_path(p))
-        return sorted(names)
 
 
 def _copy(src: Path, dest: Path) -> None:
