@@ -207,6 +207,11 @@ async def build_controller(
     for err in registry.errors:
         log.warning(err)
     fast = FastPath(registry, config.fastpath.language, config.home.area) if config.fastpath.enabled else None
+    tolerant = None
+    if config.fastpath.enabled and config.fastpath.tolerant:
+        from .controller.tolerant import TolerantMatcher  # noqa: PLC0415
+
+        tolerant = TolerantMatcher(registry, config.home.area)
     local = None
     if llm and config.llm.enabled:
         from .controller.llm_engine import load_llm  # noqa: PLC0415
@@ -225,5 +230,5 @@ async def build_controller(
 
         tier = RemoteTier(config, registry, bus)
         registry.services["remote"] = tier  # tools that need a bigger model ask through it (policy applies)
-    router = Router(config, registry, bus, fast_path=fast, local=local, remote=tier, confirm=confirm)
+    router = Router(config, registry, bus, fast_path=fast, tolerant=tolerant, local=local, remote=tier, confirm=confirm)
     return Controller(registry=registry, router=router, fast_path=fast)

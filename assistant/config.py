@@ -298,6 +298,9 @@ class FastPathConfig(_Section):
 
     enabled: bool = True
     language: str = "en"
+    tolerant: bool = True
+    """After the exact templates, understand requests phrased other ways (other words, other
+    order, filler, indirect requests, misheard names) without an LLM."""
 
 
 class SearchConfig(_Section):

@@ -15,6 +15,7 @@ __all__ = [
     "ConfigError",
     "MissingDependencyError",
     "ModelError",
+    "NeedsClarification",
     "ToolError",
     "require",
 ]
@@ -68,6 +69,24 @@ class MissingDependencyError(AssistantError):
 
 class ToolError(AssistantError):
     """A tool is unknown, was given bad arguments, or failed."""
+
+
+class NeedsClarification(ToolError):
+    """A request fits several things equally; the user is asked which one.
+
+    Raised by a tool (the home tools, when "the lamp" could be two lamps) before it changes
+    anything. The router says :attr:`message` (the question) and, when the user answers, calls
+    the same tool again with the arguments of the chosen option merged in.
+
+    Attributes:
+        options: One argument override per choice, e.g. ``{"name": "light.desk_lamp"}``.
+        labels: How each choice is said, in the same order, e.g. ``"the desk lamp"``.
+    """
+
+    def __init__(self, question: str, options: list[dict], labels: list[str]) -> None:
+        super().__init__(question)
+        self.options = options
+        self.labels = labels
 
 
 def require(module: str, extra: str, what: str):

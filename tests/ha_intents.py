@@ -98,7 +98,8 @@ def route_check(match, case: IntentCase) -> str:
 
     Right means: the expected tool is called with the arguments the expected intent and slots map
     to; for Home Assistant intents also the intent name and the slots (Home Assistant's rule; a
-    slot filled from the context, such as the speaker's area, is accepted).
+    slot filled from the context, such as the speaker's area, is accepted). A request that names
+    no place goes to the tools without one: they prefer the speaker's area themselves.
     """
     from assistant.controller.fastpath import INTENT_TOOLS
 
@@ -106,8 +107,6 @@ def route_check(match, case: IntentCase) -> str:
         return "no template matched"
     mapped = INTENT_TOOLS[case.intent](case.slots)
     want_tool, want_args = mapped if mapped else (None, {})
-    if want_tool and want_tool.startswith("home_") and case.context.get("area") and not any(k in want_args for k in ("name", "area", "floor")):
-        want_args = {**want_args, "area": case.context["area"]}
     if not match.intent.startswith("tool:"):
         if match.intent != case.intent:
             return f"matched intent {match.intent} {match.slots}"
@@ -116,8 +115,10 @@ def route_check(match, case: IntentCase) -> str:
             return f"slots {match.slots}"
     if match.tool != want_tool:
         return f"tool {match.tool}, expected {want_tool}"
-    got = {k: _norm(v) for k, v in match.arguments.items() if v is not None}
-    want = {k: _norm(v) for k, v in want_args.items() if v is not None}
+    here = case.context.get("area")
+    # the speaker's own area is a preference the tools apply whether or not it is passed
+    got = {k: _norm(v) for k, v in match.arguments.items() if v is not None and not (k == "area" and v == here)}
+    want = {k: _norm(v) for k, v in want_args.items() if v is not None and not (k == "area" and v == here)}
     if set(got) != set(want) or not all(_arg_ok(got[k], want[k]) for k in want):
         return f"arguments {match.arguments}, expected {want_args}"
     return ""

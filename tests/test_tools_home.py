@@ -62,7 +62,7 @@ async def test_simulated_home_commands_and_questions(sim_config):
         out = await reg.call("home_get_state", {"name": "Outside Temperature"})
         assert out.say == "Outside Temperature is 12.5 degrees."
         out = await reg.call("home_turn_on", {"name": "the toaster"})
-        assert not out.ok and out.error == "I couldn't find a device called the toaster."
+        assert not out.ok and out.error == "I couldn't find the toaster."
         out = await reg.call("home_turn_on", {"area": "Attic"})
         assert not out.ok and "area called Attic" in out.error
         out = await reg.call("home_set_light", {"name": "Desk Lamp", "brightness": 140})

@@ -1,7 +1,10 @@
-"""Notes and lists (shopping list and any named list) tool plugin, stored locally.
+"""Notes and lists (shopping list, to-do lists and any named list) tool plugin.
 
 Notes are appended to ``notes.md`` in the documents folder, so they are plain text the user can
-read and the search tool finds them. List items live in SQLite (``lists.db``).
+read and the search tool finds them. A list the home has (a Home Assistant ``todo.*`` entity such
+as "Chores" or "Shopping List") is used through the home backend, so items land where the rest of
+the household sees them; any other list lives in SQLite (``lists.db``). Items to check off or
+remove are matched tolerantly ("I watered the plants" checks off "Water the plants").
 """
 
 from __future__ import annotations
@@ -11,12 +14,20 @@ import sqlite3
 import time
 from pathlib import Path
 
+from typing import Any
+
+from rapidfuzz import fuzz, process
+
 from assistant.errors import ToolError
+from assistant.home import EntityResolver, normalize
 from assistant.toolkit import PluginContext, Risk, Toolbox, hookimpl, tool
 
 __all__ = ["Notes", "documents_dir", "register_tools"]
 
 DEFAULT_LIST = "shopping list"
+ITEM_MATCH = 70.0
+"""rapidfuzz token-set ratio an item said needs to match an item on the list ("the dry cleaning" /
+"Pick up dry cleaning")."""
 
 
 def documents_dir(context: PluginContext) -> Path:
@@ -40,10 +51,11 @@ class Notes(Toolbox):
 
     name = "notes"
 
-    def __init__(self, documents: Path, db_path: Path) -> None:
+    def __init__(self, documents: Path, db_path: Path, services: dict[str, Any] | None = None) -> None:
         self.documents = documents
         self.db_path = db_path
         self.db: sqlite3.Connection | None = None
+        self.services = services if services is not None else {}
 
     async def start(self) -> None:
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
@@ -93,17 +105,57 @@ class Notes(Toolbox):
             return {"say": "You have no notes.", "notes": []}
         return {"say": "Your notes: " + "; ".join(notes) + ".", "notes": notes}
 
+    # ------------------------------------------------------------------ lists
+
+    def _home_list(self, list_name: str | None) -> tuple[Any, Any] | None:
+        """(backend, todo entity) when the home has the list, else None (a local list)."""
+        home = self.services.get("home")
+        if home is None:
+            return None
+        snap = home.snapshot()
+        todos = [e for e in snap.entities if e.domain == "todo"]
+        if not todos:
+            return None
+        said = normalize(list_name or DEFAULT_LIST)
+        for prefix in ("my ", "the ", "our "):
+            said = said.removeprefix(prefix)
+        resolver = EntityResolver(snap)
+        for name in dict.fromkeys((said, said.removesuffix(" list"), said.removesuffix(" list") + "s")):
+            if not name:
+                continue
+            res = resolver.resolve(name=name, domain=["todo"], plural=False)
+            if res.ok and len(res.entities) == 1:
+                return home, res.entities[0]
+        if list_name is None and len(todos) == 1:
+            return home, todos[0]
+        return None
+
+    @staticmethod
+    def _closest(item: str, items: list[str]) -> str | None:
+        if not items:
+            return None
+        for exact in items:
+            if exact.casefold() == item.casefold():
+                return exact
+        hit = process.extractOne(normalize(item), {i: normalize(i) for i in items}, scorer=fuzz.token_set_ratio, score_cutoff=ITEM_MATCH)
+        return hit[2] if hit else None
+
     @tool(risk=Risk.HOME)
-    def list_add(self, item: str, list_name: str | None = None) -> dict:
-        """Add an item to a list (the shopping list unless another is named).
+    async def list_add(self, item: str, list_name: str | None = None) -> dict:
+        """Add an item to a list: the shopping list unless another is named (a to-do list, "chores").
 
         Args:
             item: What to add, e.g. "milk".
-            list_name: The list, e.g. "shopping list", "to do list".
+            list_name: The list, e.g. "shopping list", "chores", "to do list".
         """
         item = item.strip()
         if not item:
             raise ToolError("What should I add?")
+        home = self._home_list(list_name)
+        if home is not None:
+            backend, entity = home
+            await backend.call_service(entity, "add_item", {"item": item})
+            return {"say": f"Added {item} to {_spoken_list(entity.name)}.", "list": entity.id, "item": item}
         name = _list_name(list_name)
         self._sql("INSERT INTO items VALUES (?, ?, 0, ?)", (name, item, time.time()))
         return {"say": f"Added {item} to your {name}.", "list": name, "item": item}
@@ -116,34 +168,83 @@ class Notes(Toolbox):
             "(check [off]|complete|remove|delete|cross [off]|tick [off]) {item} [off] (from|on|in|off) my {list_name} list",
         ],
     )
-    def list_complete(self, item: str, list_name: str | None = None) -> dict:
-        """Check an item off a list.
+    async def list_complete(self, item: str, list_name: str | None = None) -> dict:
+        """Check an item off a list (mark it done; "remove X from my list" does this too, as in Home Assistant).
 
         Args:
-            item: The item.
+            item: The item, as said.
             list_name: The list (default: shopping list).
         """
+        home = self._home_list(list_name)
+        if home is not None:
+            backend, entity = home
+            items = [i["summary"] for i in await backend.todo_items(entity) if i.get("status") != "completed"]
+            found = self._closest(item, items)
+            if found is None:
+                raise ToolError(f"{item} is not on {_spoken_list(entity.name)}.")
+            await backend.call_service(entity, "update_item", {"item": found, "status": "completed"})
+            return {"say": f"Checked {found} off {_spoken_list(entity.name)}.", "list": entity.id, "item": found}
         name = _list_name(list_name)
-        rows = self._sql("SELECT rowid FROM items WHERE list = ? AND lower(item) = lower(?) AND done = 0", (name, item.strip()))
-        if not rows:
+        rows = self._sql("SELECT rowid, item FROM items WHERE list = ? AND done = 0", (name,))
+        found = self._closest(item.strip(), [r[1] for r in rows])
+        if found is None:
             raise ToolError(f"{item} is not on your {name}.")
-        self._sql("UPDATE items SET done = 1 WHERE rowid = ?", (rows[0][0],))
-        return {"say": f"Checked {item} off your {name}.", "list": name, "item": item}
+        rowid = next(r[0] for r in rows if r[1] == found)
+        self._sql("UPDATE items SET done = 1 WHERE rowid = ?", (rowid,))
+        return {"say": f"Checked {found} off your {name}.", "list": name, "item": found}
+
+    @tool(risk=Risk.HOME)
+    async def list_remove(self, item: str, list_name: str | None = None) -> dict:
+        """Remove an item from a list altogether.
+
+        Args:
+            item: The item, as said.
+            list_name: The list (default: shopping list).
+        """
+        home = self._home_list(list_name)
+        if home is not None:
+            backend, entity = home
+            found = self._closest(item, [i["summary"] for i in await backend.todo_items(entity)])
+            if found is None:
+                raise ToolError(f"{item} is not on {_spoken_list(entity.name)}.")
+            await backend.call_service(entity, "remove_item", {"item": found})
+            return {"say": f"Removed {found} from {_spoken_list(entity.name)}.", "list": entity.id, "item": found}
+        name = _list_name(list_name)
+        rows = self._sql("SELECT rowid, item FROM items WHERE list = ?", (name,))
+        found = self._closest(item.strip(), [r[1] for r in rows])
+        if found is None:
+            raise ToolError(f"{item} is not on your {name}.")
+        self._sql("DELETE FROM items WHERE list = ? AND item = ?", (name, found))
+        return {"say": f"Removed {found} from your {name}.", "list": name, "item": found}
 
     @tool(risk=Risk.READ_ONLY, templates=["(what's|what is|what do i have) on my [shopping] list", "read [me] my [shopping] list"])
-    def list_read(self, list_name: str | None = None) -> dict:
-        """Read out a list.
+    async def list_read(self, list_name: str | None = None) -> dict:
+        """Read out what is still to do or to buy on a list.
 
         Args:
             list_name: The list (default: shopping list).
         """
-        name = _list_name(list_name)
-        items = [r[0] for r in self._sql("SELECT item FROM items WHERE list = ? AND done = 0 ORDER BY added", (name,))]
+        home = self._home_list(list_name)
+        if home is not None:
+            backend, entity = home
+            items = [i["summary"] for i in await backend.todo_items(entity) if i.get("status") != "completed"]
+            where = _spoken_list(entity.name)
+        else:
+            name = _list_name(list_name)
+            items = [r[0] for r in self._sql("SELECT item FROM items WHERE list = ? AND done = 0 ORDER BY added", (name,))]
+            where = f"your {name}"
         if not items:
-            return {"say": f"Your {name} is empty.", "items": []}
-        return {"say": f"On your {name}: {', '.join(items)}.", "items": items}
+            return {"say": f"{where[0].upper() + where[1:]} is empty.", "items": []}
+        return {"say": f"On {where}: {', '.join(items)}.", "items": items}
+
+
+def _spoken_list(name: str) -> str:
+    """ "Chores" → "the chores list"; "Shopping List" → "the shopping list"."""
+    n = name.strip()
+    low = n.lower()
+    return f"the {low}" if low.endswith(("list", "lists")) else f"the {low} list"
 
 
 @hookimpl
 def register_tools(register, context: PluginContext) -> None:
-    register(Notes(documents_dir(context), context.data_dir / "lists.db"))
+    register(Notes(documents_dir(context), context.data_dir / "lists.db", context.services))

@@ -37,6 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--yes", action="store_true", help="confirm risky tool calls without asking")
     p.add_argument("--no-llm", action="store_true", help="fast path only (no local LLM)")
     p.add_argument("--output", "-o", metavar="FILE", help="also speak the reply into this WAV file")
+    p.add_argument("--no-follow-up", action="store_true", help="do not read an answer when the reply asks something (\"which one?\")")
     p.set_defaults(func=ask)
 
     p = sub.add_parser("audit", help="what was sent off the device: the remote-call audit log")
@@ -162,6 +163,14 @@ async def ask(args: argparse.Namespace, config: Config) -> int:
     try:
         pipeline = Pipeline(config, None, tts=tts, responder=controller.router, sink=sink, bus=bus)
         reply = await pipeline.handle_text(args.text, speak=sink is not None)
+        for _ in range(2):  # "Which one: the reading lamp or the floor lamp?" — the answer completes the request
+            if args.no_follow_up or not controller.router.expects_reply:
+                break
+            answer = await asyncio.to_thread(_read_answer, reply, args.json)
+            if not answer:
+                controller.router.forget_question()
+                break
+            reply = f"{reply} / {await pipeline.handle_text(answer, speak=sink is not None)}"
     finally:
         if sink is not None:
             await sink.close()
@@ -182,6 +191,19 @@ async def ask(args: argparse.Namespace, config: Config) -> int:
             print(f"result: {json.dumps(c['result'], ensure_ascii=False)[:300]}")
     print(f"reply:  {reply}")
     return 0
+
+
+def _read_answer(question: str, quiet: bool) -> str:
+    """The user's answer to a question the reply asked: typed at the terminal, or the next line of stdin."""
+    if sys.stdin.isatty():
+        try:
+            return input(f"{question} > ").strip()
+        except EOFError:
+            return ""
+    if not quiet:
+        print(f"asked:  {question}")
+    line = sys.stdin.readline()
+    return line.strip()
 
 
 def audit(args: argparse.Namespace, config: Config) -> int:

@@ -22,7 +22,7 @@ from ..errors import MissingDependencyError, require
 from ..toolkit.api import Tool, literal_values
 from ..toolkit.registry import ToolRegistry
 
-__all__ = ["FastMatch", "FastPath", "INTENT_TOOLS", "UNSERVED_INTENTS"]
+__all__ = ["FastMatch", "FastPath", "INTENT_TOOLS", "UNSERVED_INTENTS", "refine_home_arguments"]
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ _TIMER_ARGS = ("name", "area", "start_hours", "start_minutes", "start_seconds")
 
 
 def _pick(slots: dict[str, Any], keys: tuple[str, ...], **renames: str) -> dict[str, Any]:
-    out = {k: slots[k] for k in keys if k in slots}
+    out = {k: slots[k] for k in keys if k in slots and not (k == "name" and slots[k] == "all")}  # "all" = no particular name
     for new, old in renames.items():
         if old in slots:
             out[new] = slots[old]
@@ -61,8 +61,8 @@ INTENT_TOOLS: dict[str, IntentMapper] = {
     "HassMediaNext": lambda s: ("home_media", {"action": "next", **_pick(s, ("name", "area"))}),
     "HassMediaPrevious": lambda s: ("home_media", {"action": "previous", **_pick(s, ("name", "area"))}),
     "HassSetVolume": lambda s: ("home_set_volume", {"volume": s["volume_level"], **_pick(s, ("name", "area"))}),
-    "HassVacuumStart": lambda s: ("home_turn_on", {**_pick(s, ("name", "floor", "area")), "domain": ["vacuum"]}),
-    "HassVacuumReturnToBase": lambda s: ("home_turn_off", {**_pick(s, ("name", "area")), "domain": ["vacuum"]}),
+    "HassVacuumStart": lambda s: ("home_vacuum", {"action": "start", **_pick(s, ("name", "area"))}),
+    "HassVacuumReturnToBase": lambda s: ("home_vacuum", {"action": "return_to_base", **_pick(s, ("name", "area"))}),
     "HassStartTimer": lambda s: ("timer_start", {**_duration(s), **_pick(s, ("name",))}),
     "HassCancelTimer": lambda s: ("timer_cancel", _pick(s, _TIMER_ARGS)),
     "HassCancelAllTimers": lambda s: ("timer_cancel_all", _pick(s, ("area",))),
@@ -260,15 +260,72 @@ class FastPath:
         mapper = INTENT_TOOLS.get(name)
         if mapper is None:
             return None  # an intent we do not serve: let the LLM try
-        mapped = mapper(slots)
+        said = dict(slots)
+        if context.get("area") and said.get("area") == context["area"] and not _mentions_area(clean, context["area"], self.slot_lists.get("area")):
+            # filled in from where the speaker is, not said: a preference the tools apply, not a constraint
+            # ("open the gate" means the gate, wherever it is; "turn on the lights" prefers the lights here)
+            said.pop("area")
+        mapped = mapper(said)
         if mapped is None:
             return FastMatch(name, slots, None, {}, dict(result.context or {}), ms, clean)
         tool_name, args = mapped
         if tool_name not in self.registry.tools:
             return None  # the tool is blocked or its plugin is off
-        if context.get("area") and tool_name.startswith("home_") and not any(k in args for k in ("name", "area", "floor")):
-            args["area"] = context["area"]  # "turn on the lights" here
+        # "turn on the lights" with no place: the tools prefer the speaker's area (the resolver's
+        # context), as Home Assistant does, without making it a constraint
         return FastMatch(name, slots, tool_name, args, dict(result.context or {}), ms, clean)
+
+
+_SINGULAR_KINDS: dict[str, frozenset[str]] = {
+    "light": frozenset(("lamp",)), "fan": frozenset(("fan",)), "media_player": frozenset(("tv", "telly", "television", "speaker")),
+    "lock": frozenset(("door", "lock")), "cover": frozenset(("blind", "curtain", "shade", "shutter", "awning", "gate", "window", "door", "garage door")),
+    "vacuum": frozenset(("vacuum",)), "climate": frozenset(("thermostat", "heater")), "valve": frozenset(("valve",)),
+}
+"""Kind words that, said in the singular ("turn on the lamp"), mean one device: with several, ask.
+("the light" is left out: a room's "light" is its lighting, all of it, as in Home Assistant.)"""
+
+
+def refine_home_arguments(text: str, tool: str, args: dict[str, Any]) -> dict[str, Any]:
+    """What the templates' slots lose from the words: "the lamp" (one device, not every light),
+    "are *all* the doors locked".
+
+    Home Assistant's templates turn "turn on the lamp" into ``domain: light`` with no name, which
+    means every light there; the words said "the lamp". A singular kind word becomes the name the
+    resolver gets, so it looks for lamps and asks which one when there are two.
+    """
+    from ..home.text import normalize  # noqa: PLC0415
+
+    if not tool.startswith("home_"):
+        return args
+    words = normalize(text).split()
+    out = dict(args)
+    if tool == "home_get_state" and out.get("state") and ({"all", "every"} & set(words)):
+        out["every"] = True
+    if "name" in out or not out.get("domain") or {"all", "every", "both", "each"} & set(words):
+        return out
+    kinds = frozenset().union(*(_SINGULAR_KINDS.get(d, frozenset()) for d in out["domain"]))
+    for i, w in enumerate(words):
+        two = " ".join(words[i : i + 2])
+        if two in kinds:
+            out["name"] = two
+            return out
+        if w in kinds and i > 0:  # not the first word: that is the verb ("lock the door")
+            out["name"] = w
+            return out
+    return out
+
+
+def _mentions_area(text: str, area: str, area_list: Any) -> bool:
+    from ..home.text import normalize  # noqa: PLC0415
+
+    said = f" {normalize(text)} "
+    names = {area}
+    for v in getattr(area_list, "values", []) or []:
+        if str(v.value_out) == area:
+            names.add(str(v.text_in.text) if hasattr(v.text_in, "text") else str(v.value_out))
+    if any(f" {normalize(n)} " in said for n in names):
+        return True
+    return bool(re.search(r"\b(?:here|this room|in the room)\b", said))
 
 
 class _AnySlots(dict):

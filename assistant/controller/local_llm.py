@@ -52,6 +52,9 @@ one sentence need several tool calls, one after the other."""
 
 ANSWER_MAX_CHARS = 240
 """Longest spoken answer the grammar allows (a voice reply is a sentence or two)."""
+ARGUMENT_MAX_CHARS = 80
+"""Longest free-text tool argument the grammar allows: with no bound, a small model can run a
+string to the token limit and leave the JSON unclosed."""
 ACTIONABLE_SCORE = 3.5
 """BM25 score of the best tool above which a request counts as a command (tuned on
 ``benchmarks/data/tool_choice.yaml``: commands score 3.6-8.6, chit-chat 0-3.2)."""
@@ -127,6 +130,8 @@ def arguments_schema(tool: Tool, choices: dict[str, list[str]] | None = None) ->
                 p = {"type": "array", "items": {"enum": list(allowed)}}
             elif p.get("type") == "string" or "type" not in p:
                 p = {"enum": list(allowed)}
+        if p.get("type") == "string" and "enum" not in p and "maxLength" not in p:
+            p["maxLength"] = ARGUMENT_MAX_CHARS
         props[name] = p
     required = [n for n in tool.parameters.get("required", []) if n in props]
     schema: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
@@ -152,7 +157,7 @@ def action_schema(tools: list[Tool], choices: dict[str, dict[str, list[str]]], *
     if after_tool:
         options.append(_action("done", {"type": "object", "properties": {}, "additionalProperties": False}))
     else:
-        reason = {"type": "object", "properties": {"reason": {"type": "string"}}, "required": ["reason"], "additionalProperties": False}
+        reason = {"type": "object", "properties": {"reason": {"type": "string", "maxLength": ARGUMENT_MAX_CHARS}}, "required": ["reason"], "additionalProperties": False}
         options.append(_action("cannot_help", reason))
     return {"oneOf": options}
 
@@ -525,7 +530,7 @@ class LocalController:
                                       detail=f"step {step + 1}: {stats.completion_tokens} tokens, {stats.tokens_per_s:.1f} tok/s"))
             result.steps = step + 1
             try:
-                action = json.loads(answer.raw)
+                action = json.loads(answer.raw, strict=False)  # the grammar lets strings hold raw newlines
                 name, args = action["tool"], action.get("arguments") or {}
             except (ValueError, KeyError, TypeError):
                 # the grammar makes this rare (it can happen when max_tokens cuts the JSON short)

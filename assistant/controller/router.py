@@ -1,9 +1,14 @@
 """The router: the cheapest tier that can answer does.
 
+0. **An answer to a question the assistant asked** ("Which one: the reading lamp or the floor
+   lamp?" — "the floor lamp") completes the call that asked it (:mod:`.clarify`).
 1. **Fast path** — sentence templates → one tool call, no LLM (:mod:`.fastpath`).
-2. **Local LLM** — a quantised small model plans and calls tools with constrained JSON
+2. **Tolerant tier** — requests as people say them (other words, other order, filler, indirect
+   requests, the recogniser's slips in names) → tool calls, in milliseconds and with no LLM
+   (:mod:`.tolerant`).
+3. **Local LLM** — a quantised small model plans and calls tools with constrained JSON
    (:mod:`.local_llm`).
-3. **Remote** — an OpenAI-compatible endpoint, only when the policy allows, with what leaves
+4. **Remote** — an OpenAI-compatible endpoint, only when the policy allows, with what leaves
    the device minimised and redacted (:mod:`.remote`).
 
 Every request gets a :class:`~assistant.events.RouteDecided` event saying which tier answered and
@@ -16,19 +21,21 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import TYPE_CHECKING, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator
 
 from ..bus import EventBus
 from ..config import Config
 from ..events import RouteDecided, StageTiming
-from ..toolkit.registry import ConfirmHook, ToolRegistry
-from .fastpath import FastPath
+from ..toolkit.registry import ConfirmHook, ToolOutcome, ToolRegistry
+from .clarify import PendingQuestion, choose, is_cancel
+from .fastpath import FastPath, refine_home_arguments
 from .followup import resolve_follow_up
 from .memory import Conversation
 
 if TYPE_CHECKING:
     from .local_llm import LocalController
     from .remote import RemoteTier
+    from .tolerant import TolerantMatcher
 
 __all__ = ["CANNOT_HELP", "Router"]
 
@@ -59,6 +66,7 @@ class Router:
         bus: EventBus,
         *,
         fast_path: FastPath | None = None,
+        tolerant: "TolerantMatcher | None" = None,
         local: "LocalController | None" = None,
         remote: "RemoteTier | None" = None,
         confirm: ConfirmHook | None = None,
@@ -67,25 +75,47 @@ class Router:
         self.registry = registry
         self.bus = bus
         self.fast_path = fast_path
+        self.tolerant = tolerant
         self.local = local
         self.remote = remote
         self.confirm = confirm
         self.conversation = Conversation(max_turns=config.llm.history_turns)
+        self.pending: PendingQuestion | None = None
+        """The question the assistant asked and is waiting to hear answered, if any."""
         self._answered = False
+
+    @property
+    def expects_reply(self) -> bool:
+        """The last reply asked the user something (the voice loop listens without the wake word)."""
+        return self.pending is not None
+
+    def forget_question(self) -> None:
+        """Drop the question waiting for an answer."""
+        self.pending = None
 
     def _route(self, route: str, reason: str, turn: int, intent: str = "") -> None:
         self.bus.emit(RouteDecided(route=route, reason=reason, intent=intent, turn=turn))
 
     async def respond(self, text: str, *, turn: int) -> AsyncIterator[str]:
         """Answer one request; yields reply text as it is produced."""
+        if self.pending is not None:
+            async for piece in self._answer_question(text, turn):
+                yield piece
+            if self._answered:
+                return
         wants_remote = bool(_ASK_REMOTE.search(text))
         if self.fast_path is not None and not wants_remote:
             async for piece in self._fast(text, turn):
                 yield piece
             if self._answered:
                 return
+        if self.tolerant is not None and not wants_remote:
+            async for piece in self._tolerant(text, turn):
+                yield piece
+            if self._answered:
+                return
         if self.local is not None and not wants_remote:
-            reason = "no template matched" if self.fast_path is not None else "fast path off"
+            reason = "no template or tolerant match" if self.fast_path is not None else "fast path off"
             self._route("local_llm", reason, turn)
             result = None
             async for piece in self.local.respond(text, turn=turn, conversation=self.conversation, confirm=self.confirm):
@@ -132,16 +162,80 @@ class Router:
                 if reply:
                     yield reply
                 return
-            calls = [(m.tool, m.arguments) for m in matches if m.tool]
+            calls = [(m.tool, refine_home_arguments(m.text, m.tool, m.arguments)) for m in matches if m.tool]
         self._answered = True
+        async for piece in self._run_calls(text, calls, turn):
+            yield piece
+
+    async def _tolerant(self, text: str, turn: int) -> AsyncIterator[str]:
+        """The tolerant tier: requests as people say them, without templates or an LLM."""
+        assert self.tolerant is not None
+        self._answered = False
+        t0 = time.perf_counter()
+        match = self.tolerant.match(text)
+        self.bus.emit(StageTiming(stage="tolerant", ms=round((time.perf_counter() - t0) * 1000, 3), turn=turn))
+        if match is None:
+            return
+        self._answered = True
+        self._route("tolerant", match.why, turn, match.intent)
+        if match.reply is not None:  # understood, but nothing to do it to ("turn on the jacuzzi")
+            self.conversation.add(text, match.reply)
+            yield match.reply
+            return
+        async for piece in self._run_calls(text, match.calls, turn):
+            yield piece
+
+    async def _run_calls(self, text: str, calls: list[tuple[str, dict[str, Any]]], turn: int) -> AsyncIterator[str]:
+        """Run tool calls one after the other and say what each did; a question back stops the rest."""
         said = []
         for tool, args in calls:
             outcome = await self.registry.call(tool, args, turn=turn, confirm=self.confirm)
             self.conversation.add_tool_call(tool, outcome.arguments, outcome.for_model())
+            if outcome.clarification is not None:
+                self._ask(tool, outcome, turn)
             if outcome.say:
                 yield (" " if said else "") + outcome.say
                 said.append(outcome.say)
+            if outcome.clarification is not None:
+                break
         self.conversation.add(text, " ".join(said))
+
+    def _ask(self, tool: str, outcome: ToolOutcome, turn: int) -> None:
+        c = outcome.clarification
+        assert c is not None
+        self.pending = PendingQuestion(tool=tool, arguments=dict(outcome.arguments), options=c.options, labels=c.labels, question=c.message, turn=turn)
+
+    async def _answer_question(self, text: str, turn: int) -> AsyncIterator[str]:
+        """Read a request as the answer to the pending question: complete the call, or drop it."""
+        q = self.pending
+        assert q is not None
+        self._answered = False
+        if is_cancel(text):
+            self.pending = None
+            self._answered = True
+            self._route("fast_path", "the user dropped the question", turn)
+            self.conversation.add(text, "OK.")
+            yield "OK."
+            return
+        keys = [" ".join(str(v) for v in o.values()) for o in q.options]
+        idx = choose(text, q.labels, keys)
+        if idx is None:
+            q.attempts += 1
+            if q.attempts > 1 or len(text.split()) > 4:
+                self.pending = None  # not an answer: a new request
+                return
+            self._answered = True
+            self._route("fast_path", "no option matched the answer; asking again", turn)
+            again = f"Sorry, {q.question[0].lower() + q.question[1:]}"
+            self.conversation.add(text, again)
+            yield again
+            return
+        self.pending = None
+        self._answered = True
+        self._route("fast_path", f"answer to a question: {q.labels[idx]}", turn)
+        args = {**{k: v for k, v in q.arguments.items() if k not in ("name", "area", "floor", "domain", "device_class")}, **q.options[idx]}
+        async for piece in self._run_calls(text, [(q.tool, args)], turn):
+            yield piece
 
     def _cannot_help(self, text: str, why: str) -> str:
         if self.remote is not None and self.remote.policy == "never":

@@ -29,7 +29,7 @@ import pydantic
 
 from ..bus import EventBus
 from ..config import Config
-from ..errors import AssistantError, ToolError
+from ..errors import AssistantError, NeedsClarification, ToolError
 from ..events import ConfirmationRequested, ToolCallFinished, ToolCallStarted
 from .api import Risk, Tool, Toolbox, tool_from_function
 
@@ -122,6 +122,8 @@ class ToolOutcome:
     refused: bool = False
     """True when confirmation was asked and refused (or could not be asked)."""
     duration_ms: float = 0.0
+    clarification: NeedsClarification | None = None
+    """Set when the tool needs to know which of several things was meant (``error`` is the question)."""
 
     @property
     def say(self) -> str:
@@ -375,6 +377,9 @@ class ToolRegistry:
                 if inspect.isawaitable(raised):
                     raised = await raised
                 risk = _risk_max(risk, Risk(raised))
+            except NeedsClarification as exc:  # which one first; a confirmation (if any) comes after
+                self.bus.emit(ToolCallStarted(call_id=call_id, tool=name, arguments=args, turn=turn))
+                return done(ToolOutcome(call_id, name, args, ok=False, error=exc.message, clarification=exc))
             except Exception:  # noqa: BLE001 - unknown targets: the call itself will say so
                 pass
         if self.needs_confirmation(tool, risk):
@@ -399,6 +404,8 @@ class ToolRegistry:
                 result = await asyncio.wait_for(fut, timeout)
         except asyncio.TimeoutError:
             return done(ToolOutcome(call_id, name, args, ok=False, error=f"The {name.replace('_', ' ')} tool did not answer within {timeout:g} seconds."))
+        except NeedsClarification as exc:
+            return done(ToolOutcome(call_id, name, args, ok=False, error=exc.message, clarification=exc))
         except (ToolError, AssistantError) as exc:
             return done(ToolOutcome(call_id, name, args, ok=False, error=exc.message))
         except Exception as exc:  # noqa: BLE001 - the tool crashed; the pipeline goes on

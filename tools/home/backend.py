@@ -13,7 +13,8 @@ import abc
 import logging
 from typing import Any, Callable
 
-from .model import Entity, HomeSnapshot
+from assistant.errors import ToolError
+from assistant.home.model import Entity, HomeSnapshot
 
 __all__ = ["HomeBackend", "SERVICES", "service_for"]
 
@@ -21,13 +22,13 @@ log = logging.getLogger(__name__)
 
 # verb -> {domain: service}; "*" = any other domain
 SERVICES: dict[str, dict[str, str]] = {
-    "turn_on": {"cover": "open_cover", "valve": "open_valve", "lock": "lock", "vacuum": "start", "*": "turn_on"},
+    "turn_on": {"cover": "open_cover", "valve": "open_valve", "lock": "lock", "vacuum": "start", "button": "press", "input_button": "press", "*": "turn_on"},
     "turn_off": {"cover": "close_cover", "valve": "close_valve", "lock": "unlock", "vacuum": "return_to_base", "*": "turn_off"},
-    "toggle": {"cover": "toggle", "*": "toggle"},
+    "toggle": {"cover": "toggle", "valve": "toggle", "*": "toggle"},
 }
 
-ON_OFF_DOMAINS = {"light", "switch", "fan", "input_boolean", "media_player", "climate", "automation", "siren", "humidifier"}
-ACTIVATE_DOMAINS = {"scene", "script"}
+ON_OFF_DOMAINS = {"light", "switch", "fan", "input_boolean", "media_player", "climate", "automation", "siren", "humidifier", "water_heater"}
+ACTIVATE_DOMAINS = {"scene", "script", "button", "input_button"}
 CONTROLLABLE = ON_OFF_DOMAINS | ACTIVATE_DOMAINS | {"cover", "valve", "lock", "vacuum"}
 
 
@@ -37,6 +38,8 @@ def service_for(verb: str, domain: str) -> str | None:
         return None
     if domain in ACTIVATE_DOMAINS and verb != "turn_on":
         return None
+    if domain == "lock" and verb == "toggle":
+        return None  # never flip a lock without saying which way
     table = SERVICES[verb]
     return table.get(domain, table["*"])
 
@@ -71,6 +74,14 @@ class HomeBackend(abc.ABC):
         Raises:
             ToolError: The service is not supported for the entity, or the home refused it.
         """
+
+    async def todo_items(self, entity: Entity) -> list[dict[str, Any]]:
+        """The items of a to-do list entity: ``[{"summary": ..., "status": "needs_action" | "completed"}]``.
+
+        Raises:
+            ToolError: The backend has no to-do lists, or the list cannot be read.
+        """
+        raise ToolError(f"{entity.name} is a list this home cannot read")
 
     def on_change(self, callback: Callable[[Entity], None]) -> Callable[[], None]:
         """Call ``callback(entity)`` whenever an entity changes (live views)."""

@@ -21,7 +21,7 @@ from assistant.config import HomeAssistantConfig
 from assistant.errors import AssistantError, ToolError, require
 
 from .backend import HomeBackend
-from .model import Area, Entity, Floor, HomeSnapshot
+from assistant.home.model import Area, Entity, Floor, HomeSnapshot
 
 __all__ = ["HomeAssistantHome"]
 
@@ -196,6 +196,18 @@ class HomeAssistantHome(HomeBackend):
 
     def snapshot(self) -> HomeSnapshot:
         return self._snap
+
+    async def todo_items(self, entity: Entity) -> list[dict[str, Any]]:
+        """``todo.get_items`` over the WebSocket API (it returns a service response)."""
+        ws = await self._ws_connect(self._token_value())
+        try:
+            result = await self._ws_call(ws, "call_service", domain="todo", service="get_items", target={"entity_id": entity.id},
+                                         service_data={}, return_response=True)
+        finally:
+            await ws.close()
+        response = (result or {}).get("response") or {}
+        items = (response.get(entity.id) or {}).get("items") or []
+        return [{"summary": i.get("summary", ""), "status": i.get("status", "needs_action")} for i in items]
 
     async def call_service(self, entity: Entity, service: str, data: dict[str, Any] | None = None) -> Entity:
         assert self._http is not None

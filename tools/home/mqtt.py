@@ -35,7 +35,7 @@ from assistant.config import MqttConfig
 from assistant.errors import AssistantError, ConfigError, ToolError, require
 
 from .backend import HomeBackend
-from .model import Entity, HomeSnapshot, load_home_yaml
+from assistant.home.model import Entity, HomeSnapshot, load_home_yaml
 
 __all__ = ["MqttHome"]
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from assistant.errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["Area", "Entity", "Floor", "HomeSnapshot", "load_home_yaml", "normalize_name"]
 

@@ -1,0 +1,83 @@
+"""Questions back to the user: "Which one: the reading lamp or the floor lamp?" and the answer.
+
+When a tool raises :class:`~assistant.errors.NeedsClarification`, the router says the question
+and keeps a :class:`PendingQuestion`; the user's next request is first read as an answer to it
+(:func:`choose`): a name or part of one ("the desk one", "reading"), the room that tells them
+apart ("the kitchen", "bedroom 1"), an ordinal ("the second one", "the last"), or a side ("the
+left one"). The tool is then called again with the chosen option's arguments. An answer that
+picks none of them ("never mind", or a new request) drops the question.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from rapidfuzz import fuzz
+
+from ..home.text import normalize, singular
+
+__all__ = ["PendingQuestion", "choose", "is_cancel"]
+
+_STOP = frozenset("the a an one ones please i mean meant it that this yes yeah no oh um uh er in on of just only thanks thank you".split())
+_ORDINALS = {"first": 0, "1st": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2, "fourth": 3, "4th": 3, "last": -1}
+_CANCEL = re.compile(r"^\s*(never ?mind|forget it|cancel|stop|nothing|neither|none of (them|those)|no(,)? (thanks|thank you)|nope)\b", re.I)
+CHOICE_MIN = 60.0
+"""rapidfuzz partial ratio an answer needs against a choice's label when no word matches exactly."""
+
+
+@dataclass
+class PendingQuestion:
+    """A question the assistant asked and the call it completes."""
+
+    tool: str
+    arguments: dict[str, Any]
+    options: list[dict[str, Any]]
+    labels: list[str]
+    question: str
+    turn: int = 0
+    attempts: int = field(default=0)
+
+
+def is_cancel(text: str) -> bool:
+    """ "never mind", "cancel", "neither": the user drops the question."""
+    return bool(_CANCEL.search(text))
+
+
+def _words(text: str) -> set[str]:
+    return {singular(w) for w in normalize(text).replace("_", " ").replace(".", " ").split() if w not in _STOP}
+
+
+def choose(answer: str, labels: list[str], keys: list[str] | None = None) -> int | None:
+    """Which option an answer picks (its index), or None.
+
+    Args:
+        answer: What the user said, e.g. "the desk one", "the second", "kitchen".
+        labels: How each option was said in the question ("the desk lamp", "the ceiling light in
+            the kitchen").
+        keys: More words per option that may tell it apart (e.g. its entity id).
+    """
+    words = _words(answer)
+    low = normalize(answer)
+    for word, idx in _ORDINALS.items():
+        if re.search(rf"\b{word}\b", low) and len(labels) > 1:
+            return idx if idx >= 0 else len(labels) - 1
+    option_words = [_words(label + " " + (keys[i] if keys else "")) for i, label in enumerate(labels)]
+    if words:
+        # the option that has the most of the answer's words, if it is the only one that has that many
+        scores = [len(words & ow) for ow in option_words]
+        best = max(scores)
+        if best > 0 and scores.count(best) == 1:
+            return scores.index(best)
+        # words unique to one option ("desk" when both are lamps)
+        shared = set.intersection(*option_words) if option_words else set()
+        distinct = [len((words & ow) - shared) for ow in option_words]
+        top = max(distinct)
+        if top > 0 and distinct.count(top) == 1:
+            return distinct.index(top)
+    ratios = [fuzz.partial_ratio(low, normalize(label)) for label in labels]
+    best_ratio = max(ratios) if ratios else 0
+    if best_ratio >= CHOICE_MIN and ratios.count(best_ratio) == 1 and len(low) >= 3:
+        return ratios.index(best_ratio)
+    return None
