@@ -93,6 +93,7 @@ websocket_api:
 config:
 onboarding:
 demo:
+shopping_list:
 """
 
 
@@ -121,9 +122,28 @@ def _ha_token(url: str) -> str:
     return asyncio.run(mint())
 
 
+def _finish_import_flows(url: str, token: str) -> None:
+    """Confirm the config-entry imports YAML started (``shopping_list:``, which gives the to-do list)."""
+    import asyncio
+
+    import websockets
+
+    async def progress() -> list[dict]:
+        async with websockets.connect(url.replace("http", "ws") + "/api/websocket") as ws:
+            await ws.recv()
+            await ws.send(json.dumps({"type": "auth", "access_token": token}))
+            await ws.recv()
+            await ws.send(json.dumps({"id": 1, "type": "config_entries/flow/progress"}))
+            return json.loads(await ws.recv())["result"]
+
+    for flow in asyncio.run(progress()):
+        if flow["handler"] == "shopping_list":
+            httpx.post(f"{url}/api/config/config_entries/flow/{flow['flow_id']}", headers={"Authorization": f"Bearer {token}"}, json={}, timeout=30)
+
+
 @contextlib.contextmanager
 def home_assistant(tmp: Path) -> Iterator[tuple[str, str]]:
-    """A real Home Assistant (the demo integration) on loopback; yields (url, long-lived token)."""
+    """A real Home Assistant (the demo integration and a shopping list) on loopback; yields (url, long-lived token)."""
     hass = HA_VENV / "bin" / "hass"
     if not hass.exists():
         pytest.skip(f"Home Assistant is not installed in {HA_VENV} (scripts/bootstrap --dev installs homeassistant==2024.3.3 there)")
@@ -137,6 +157,7 @@ def home_assistant(tmp: Path) -> Iterator[tuple[str, str]]:
     try:
         wait_for(lambda: httpx.get(f"{url}/api/", timeout=2).status_code == 401, 180, "Home Assistant", proc, log)
         token = _ha_token(url)
+        _finish_import_flows(url, token)
         # the demo platforms finish setting up shortly after the API answers
         wait_for(lambda: any(s["entity_id"] == "lock.front_door" for s in httpx.get(f"{url}/api/states", headers={"Authorization": f"Bearer {token}"}, timeout=5).json()), 120, "Home Assistant demo entities", proc, log)
         yield url, token

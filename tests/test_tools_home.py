@@ -273,3 +273,115 @@ async def test_mqtt_broker_down_is_explained(tmp_path):
         assert any("cannot connect to the MQTT broker" in e for e in reg.errors), reg.errors
     finally:
         await reg.close()
+
+
+async def test_mqtt_fans_valves_covers_thermostats_and_white_light(broker, tmp_path):
+    """The Home Assistant domains MQTT devices have, with their own commands: fan modes, water valves,
+    stopping a cover, thermostat modes, colour temperature (Zigbee2MQTT and Tasmota)."""
+    host, port = broker
+    devices = {
+        "areas": [{"id": "garden", "name": "Garden"}, {"id": "lounge", "name": "Lounge"}],
+        "entities": [
+            {"id": "fan.lounge", "name": "Lounge Fan", "area": "lounge", "protocol": "zigbee2mqtt", "topic": "lounge_fan"},
+            {"id": "valve.garden", "name": "Garden Valve", "area": "garden", "protocol": "zigbee2mqtt", "topic": "garden_valve"},
+            {"id": "cover.lounge_blind", "name": "Lounge Blind", "area": "lounge", "protocol": "zigbee2mqtt", "topic": "lounge_blind",
+             "attributes": {"device_class": "blind"}},
+            {"id": "climate.lounge", "name": "Lounge Thermostat", "area": "lounge", "protocol": "zigbee2mqtt", "topic": "lounge_trv"},
+            {"id": "light.lounge_lamp", "name": "Lounge Lamp", "area": "lounge", "protocol": "tasmota", "topic": "lounge_lamp"},
+        ],
+    }
+    path = tmp_path / "devices.yaml"
+    path.write_text(yaml.safe_dump(devices))
+    cfg = Config().with_overrides({"paths.data_dir": str(tmp_path / "data"), "home.backend": "mqtt", "home.mqtt.host": host,
+                                   "home.mqtt.port": port, "home.mqtt.devices": str(path), "home.mqtt.timeout_s": 2.0})
+    fan, valve = SimDevice("zigbee2mqtt", "lounge_fan", "fan"), SimDevice("zigbee2mqtt", "garden_valve", "switch")
+    blind, trv = SimDevice("zigbee2mqtt", "lounge_blind", "cover"), SimDevice("zigbee2mqtt", "lounge_trv", "climate")
+    lamp = SimDevice("tasmota", "lounge_lamp", "light")
+    sim = DeviceSimulator(host, port, [fan, valve, blind, trv, lamp])
+    await sim.start()
+    reg = await _registry(cfg, confirm=Answer(True))
+    try:
+        assert not reg.errors, reg.errors
+        home = reg.service("home")
+        out = await reg.call("home_set_fan", {"name": "Lounge Fan", "percentage": 50})
+        assert out.ok, out.error
+        assert fan.commands[-1] == {"fan_mode": "medium"} and home.snapshot().entity("fan.lounge").attributes["percentage"] == 66
+        assert (await reg.call("home_turn_on", {"name": "Garden Valve"})).ok
+        assert valve.commands[-1] == {"state": "ON"} and home.snapshot().entity("valve.garden").state == "open"
+        assert (await reg.call("home_set_position", {"name": "Lounge Blind", "position": 40})).ok
+        assert (await reg.call("home_stop", {"name": "Lounge Blind"})).ok
+        assert blind.commands[-1] == {"state": "STOP"} and home.snapshot().entity("cover.lounge_blind").attributes["current_position"] == 40
+        assert (await reg.call("home_set_hvac_mode", {"name": "Lounge Thermostat", "mode": "cool"})).ok
+        assert trv.commands[-1] == {"system_mode": "cool"} and home.snapshot().entity("climate.lounge").state == "cool"
+        out = await reg.call("home_set_light", {"name": "Lounge Lamp", "color": "warm white"})
+        assert out.ok, out.error
+        assert lamp.commands[-1] == ("CT", "370") and home.snapshot().entity("light.lounge_lamp").attributes["color_temp_kelvin"] == 2703
+    finally:
+        await reg.close()
+        await sim.stop()
+
+
+async def test_simulated_home_keeps_home_assistant_state_semantics(tmp_path):
+    """Every domain the tools reach, with Home Assistant's state semantics, in the simulated home."""
+    from benchmarks.nlu import HOMES
+
+    cfg = Config().with_overrides({"paths.data_dir": str(tmp_path / "data"), "home.simulated_home": str(HOMES / "family_house.yaml"),
+                                   "home.area": "Living Room"})
+    reg = await _registry(cfg, confirm=Answer(True))
+    home = reg.service("home")
+
+    def e(eid):
+        return home.snapshot().entity(eid)
+
+    try:
+        # lights: off means no brightness; on again comes back at the last brightness
+        assert (await reg.call("home_set_light", {"name": "Desk Lamp", "brightness": 40})).ok
+        assert (await reg.call("home_turn_off", {"name": "Desk Lamp"})).ok
+        assert e("light.office_desk").state == "off" and e("light.office_desk").attributes.get("brightness") is None
+        assert (await reg.call("home_turn_on", {"name": "Desk Lamp"})).ok
+        assert e("light.office_desk").attributes["brightness"] == 102
+        assert (await reg.call("home_set_light", {"name": "Bedside Lamp", "color": "warm white"})).ok
+        assert e("light.master_bedside").attributes["color_temp_kelvin"] == 2700
+        assert (await reg.call("home_set_light", {"name": "Desk Lamp", "brightness_step": -25})).ok
+        assert round(e("light.office_desk").attributes["brightness"] * 100 / 255) == 15
+        # fans: on reports a speed, on the fan's own steps; faster, oscillate, direction
+        assert (await reg.call("home_turn_on", {"name": "Bedroom 1 Fan"})).ok
+        assert e("fan.bedroom_1").attributes["percentage"] == 25
+        assert (await reg.call("home_set_fan", {"name": "Ceiling Fan", "percentage": 50})).result["entities"][0]["percentage"] == 67
+        assert (await reg.call("home_set_fan", {"name": "Bedroom 1 Fan", "step": 1, "oscillating": True})).ok
+        assert e("fan.bedroom_1").attributes["percentage"] == 50 and e("fan.bedroom_1").attributes["oscillating"] is True
+        assert (await reg.call("home_turn_off", {"name": "Bedroom 1 Fan"})).ok and e("fan.bedroom_1").attributes["percentage"] == 0
+        # media: volume step, mute, source, stop
+        assert (await reg.call("home_set_volume", {"name": "Kitchen Speaker", "step": -10})).ok
+        assert e("media_player.kitchen_speaker").attributes["volume_level"] == 0.3
+        assert (await reg.call("home_mute", {"name": "Kitchen Speaker"})).ok and e("media_player.kitchen_speaker").attributes["is_volume_muted"]
+        assert (await reg.call("home_select_source", {"name": "Living Room TV", "source": "netflix"})).ok
+        assert e("media_player.living_room_tv").attributes["source"] == "Netflix"
+        assert not (await reg.call("home_select_source", {"name": "Living Room TV", "source": "betamax"})).ok
+        # vacuums
+        for action, state in (("start", "cleaning"), ("pause", "paused"), ("stop", "idle"), ("return_to_base", "returning")):
+            assert (await reg.call("home_vacuum", {"action": action})).ok and e("vacuum.robot").state == state
+        # climate: modes the device has, and a relative change
+        assert (await reg.call("home_set_hvac_mode", {"mode": "cool"})).ok and e("climate.hallway_thermostat").state == "cool"
+        assert not (await reg.call("home_set_hvac_mode", {"mode": "dry"})).ok  # this thermostat has no dry mode
+        assert (await reg.call("home_set_temperature", {"change": -2})).ok and e("climate.hallway_thermostat").attributes["temperature"] == 18
+        assert not (await reg.call("home_set_temperature", {"temperature": 45})).ok  # outside min_temp..max_temp
+        # a device that two fit equally is asked about, not guessed; one that only one would change is not
+        out = await reg.call("home_turn_on", {"name": "valve"})
+        assert not out.ok and out.clarification is not None and out.error == "Which one: the irrigation valve or the drip line?"
+        assert e("valve.front_yard_irrigation").state == "closed" and e("valve.back_garden").state == "closed"
+        # covers and valves
+        assert (await reg.call("home_set_position", {"name": "Smart Blind", "position": 30})).ok
+        assert (await reg.call("home_stop", {"name": "Smart Blind"})).ok and e("cover.office_blind").attributes["current_position"] == 30
+        assert (await reg.call("home_turn_on", {"name": "Irrigation Valve"})).ok and e("valve.front_yard_irrigation").state == "open"
+        # scenes and scripts change their state to when they ran
+        assert (await reg.call("home_turn_on", {"name": "Movie Night"})).ok and e("scene.movie_night").state != "unknown"
+        # to-do lists of the home: add, check off, remove, read back
+        assert (await reg.call("list_add", {"item": "clean the gutters", "list_name": "chores"})).say == "Added clean the gutters to the chores list."
+        assert e("todo.chores").state == "3"
+        assert (await reg.call("list_complete", {"item": "the bins", "list_name": "chores"})).say == "Checked Take out the bins off the chores list."
+        assert (await reg.call("list_remove", {"item": "water plants", "list_name": "my chores"})).ok
+        assert (await reg.call("list_read", {"list_name": "chores"})).result["items"] == ["clean the gutters"]
+        assert (await reg.call("list_read", {})).result["items"] == ["Milk"]  # the home's shopping list (Eggs are done)
+    finally:
+        await reg.close()

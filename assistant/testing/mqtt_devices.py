@@ -27,7 +27,7 @@ class SimDevice:
     """``"zigbee2mqtt"`` or ``"tasmota"``."""
     topic: str
     kind: str = "light"
-    """``light``, ``switch``, ``lock``, ``cover``."""
+    """``light``, ``switch``, ``lock``, ``cover``, ``valve``, ``fan``, ``climate``."""
     state: dict[str, Any] = field(default_factory=dict)
     online: bool = True
     """An offline device ignores commands (to test timeouts)."""
@@ -44,9 +44,10 @@ class DeviceSimulator:
         self._ready = asyncio.Event()
         for d in devices:
             if not d.state:
-                d.state = {"lock": {"state": "LOCK", "lock_state": "locked"}, "cover": {"state": "CLOSE", "position": 0}}.get(
-                    d.kind, {"state": "OFF"} if d.protocol == "zigbee2mqtt" else {"POWER": "OFF"}
-                )
+                d.state = {
+                    "lock": {"state": "LOCK", "lock_state": "locked"}, "cover": {"state": "CLOSE", "position": 0}, "fan": {"fan_mode": "off"},
+                    "climate": {"system_mode": "heat", "current_heating_setpoint": 20, "local_temperature": 19.5},
+                }.get(d.kind, {"state": "OFF"} if d.protocol == "zigbee2mqtt" else {"POWER": "OFF"})
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -91,12 +92,23 @@ class DeviceSimulator:
                         d.state.update(position=int(cmd["position"]), state="OPEN" if int(cmd["position"]) else "CLOSE")
                     elif state in ("OPEN", "CLOSE"):
                         d.state.update(state=state, position=100 if state == "OPEN" else 0)
+                    elif state == "STOP":
+                        d.state["position"] = d.state.get("position", 0)  # stays where it is
+                elif d.kind == "fan":
+                    if "fan_mode" in cmd:
+                        d.state["fan_mode"] = cmd["fan_mode"]
+                    elif state in ("ON", "OFF"):
+                        d.state["fan_mode"] = "medium" if state == "ON" else "off"
+                elif d.kind == "climate":
+                    for k in ("system_mode", "current_heating_setpoint"):
+                        if k in cmd:
+                            d.state[k] = cmd[k]
                 else:
                     if state == "TOGGLE":
                         state = "OFF" if d.state.get("state") == "ON" else "ON"
                     if state:
                         d.state["state"] = state
-                    for k in ("brightness", "color"):
+                    for k in ("brightness", "color", "color_temp"):
                         if k in cmd:
                             d.state[k] = cmd[k]
             await client.publish(f"zigbee2mqtt/{d.topic}", json.dumps(d.state))
@@ -115,3 +127,6 @@ class DeviceSimulator:
             elif command == "DIMMER" and value:
                 d.state.update(Dimmer=int(value), POWER="ON")
                 await client.publish(f"stat/{d.topic}/RESULT", json.dumps({"POWER": "ON", "Dimmer": int(value)}))
+            elif command == "CT" and value:
+                d.state.update(CT=int(value), POWER="ON")
+                await client.publish(f"stat/{d.topic}/RESULT", json.dumps({"POWER": "ON", "CT": int(value)}))

@@ -9,10 +9,13 @@ simulated home plus a protocol and a topic per entity::
       - {id: switch.heater, name: Heater, area: kitchen, protocol: tasmota, topic: heater}
 
 Zigbee2MQTT: state on ``zigbee2mqtt/<topic>`` (JSON), commands to ``zigbee2mqtt/<topic>/set``
-(``{"state": "ON", "brightness": 0-254, "color": {"r","g","b"}, "position": 0-100}``; locks
-``"LOCK"``/``"UNLOCK"``, covers ``"OPEN"``/``"CLOSE"``). Tasmota: ``cmnd/<topic>/POWER``
-``ON``/``OFF``/``TOGGLE`` and ``cmnd/<topic>/Dimmer`` 0-100, state on ``stat/<topic>/POWER``,
-``stat/<topic>/RESULT`` and ``tele/<topic>/STATE``.
+(``{"state": "ON", "brightness": 0-254, "color": {"r","g","b"}, "color_temp": mireds, "position":
+0-100}``; locks ``"LOCK"``/``"UNLOCK"``, covers ``"OPEN"``/``"CLOSE"``/``"STOP"``, water valves
+``"ON"``/``"OFF"``, fans ``"fan_mode": off|low|medium|high``, thermostats ``"system_mode"`` and
+``"current_heating_setpoint"``). Tasmota: ``cmnd/<topic>/POWER`` ``ON``/``OFF``/``TOGGLE``,
+``cmnd/<topic>/Dimmer`` 0-100 and ``cmnd/<topic>/CT`` (mireds), state on ``stat/<topic>/POWER``,
+``stat/<topic>/RESULT`` and ``tele/<topic>/STATE``. Vacuums, media players and to-do lists are not
+MQTT device types here (Home Assistant's backend has them).
 
 A command waits for the device to report its new state (up to ``home.mqtt.timeout_s``), so the
 assistant only says "done" when the device confirmed it. The connection is kept up by a background
@@ -57,6 +60,16 @@ def _z2m_state(entity: Entity, payload: dict[str, Any]) -> Entity:
             state = "open" if int(payload["position"]) > 0 else "closed"
         elif "state" in payload:
             state = {"open": "open", "close": "closed", "closed": "closed"}.get(str(payload["state"]).lower(), state)
+    elif d == "valve":
+        if "state" in payload:
+            state = {"on": "open", "open": "open", "off": "closed", "close": "closed", "closed": "closed"}.get(str(payload["state"]).lower(), state)
+    elif d == "fan":
+        if "fan_mode" in payload:
+            mode = str(payload["fan_mode"]).lower()
+            state = "off" if mode == "off" else "on"
+            attrs["percentage"] = _FAN_MODE_PCT.get(mode, 100)
+        elif "state" in payload:
+            state = str(payload["state"]).lower()
     elif d == "climate":
         if "current_heating_setpoint" in payload:
             attrs["temperature"] = payload["current_heating_setpoint"]
@@ -75,21 +88,39 @@ def _z2m_state(entity: Entity, payload: dict[str, Any]) -> Entity:
             attrs["brightness"] = int(payload["brightness"])
         if isinstance(payload.get("color"), dict) and {"r", "g", "b"} <= set(payload["color"]):
             attrs["rgb_color"] = [payload["color"][k] for k in ("r", "g", "b")]
+        if payload.get("color_temp"):
+            attrs["color_temp_kelvin"] = round(1_000_000 / float(payload["color_temp"]))
+        if state == "off" and d == "light":
+            attrs["brightness"] = None  # Home Assistant reports no brightness for a light that is off
     return entity.with_state(state, **attrs)
 
 
+_FAN_MODE_PCT = {"low": 33, "medium": 66, "high": 100, "on": 100}
+
+
+def _fan_mode(pct: float) -> str:
+    if pct <= 0:
+        return "off"
+    return "low" if pct <= 34 else "medium" if pct <= 67 else "high"
+
+
 def _z2m_command(entity: Entity, service: str, data: dict[str, Any]) -> dict[str, Any]:
-    if service in ("turn_on", "turn_off", "toggle") and entity.domain in ("light", "switch", "fan"):
+    if entity.domain == "fan" and service in ("turn_on", "set_percentage") and ("percentage" in data or service == "set_percentage"):
+        return {"fan_mode": _fan_mode(float(data.get("percentage", 0)))}
+    if service in ("turn_on", "turn_off", "toggle") and entity.domain in ("light", "switch", "fan", "input_boolean"):
         cmd: dict[str, Any] = {"state": {"turn_on": "ON", "turn_off": "OFF", "toggle": "TOGGLE"}[service]}
         if "brightness_pct" in data:
             cmd["brightness"] = round(float(data["brightness_pct"]) * 254 / 100)
         if "rgb_color" in data:
             r, g, b = data["rgb_color"]
             cmd["color"] = {"r": r, "g": g, "b": b}
+        if "color_temp_kelvin" in data:
+            cmd["color_temp"] = round(1_000_000 / float(data["color_temp_kelvin"]))
         return cmd
     table = {
         "lock": {"state": "LOCK"}, "unlock": {"state": "UNLOCK"},
-        "open_cover": {"state": "OPEN"}, "close_cover": {"state": "CLOSE"},
+        "open_cover": {"state": "OPEN"}, "close_cover": {"state": "CLOSE"}, "stop_cover": {"state": "STOP"},
+        "open_valve": {"state": "ON"}, "close_valve": {"state": "OFF"},
     }
     if service in table:
         return table[service]
@@ -97,6 +128,8 @@ def _z2m_command(entity: Entity, service: str, data: dict[str, Any]) -> dict[str
         return {"position": int(data["position"])}
     if service == "set_temperature":
         return {"current_heating_setpoint": data["temperature"]}
+    if service == "set_hvac_mode":
+        return {"system_mode": data["hvac_mode"]}
     raise ToolError(f"{entity.name} (Zigbee2MQTT) does not support {service.replace('_', ' ')}")
 
 
@@ -113,6 +146,8 @@ def _tasmota_state(entity: Entity, topic: str, payload: bytes) -> Entity | None:
     attrs: dict[str, Any] = {}
     if "Dimmer" in data:
         attrs["brightness"] = round(int(data["Dimmer"]) * 255 / 100)
+    if data.get("CT"):
+        attrs["color_temp_kelvin"] = round(1_000_000 / float(data["CT"]))
     state = str(data["POWER"]).lower() if "POWER" in data else None
     if state is None and not attrs:
         return None
@@ -262,7 +297,9 @@ class MqttHome(HomeBackend):
             await self._client.publish(f"{Z2M}/{topic}/set", json.dumps(_z2m_command(entity, service, data)))
         else:
             if service in ("turn_on", "turn_off", "toggle"):
-                if "brightness_pct" in data:
+                if "color_temp_kelvin" in data:
+                    await self._client.publish(f"cmnd/{topic}/CT", str(round(1_000_000 / float(data["color_temp_kelvin"]))))
+                elif "brightness_pct" in data:
                     await self._client.publish(f"cmnd/{topic}/Dimmer", str(int(data["brightness_pct"])))
                 else:
                     await self._client.publish(f"cmnd/{topic}/POWER", {"turn_on": "ON", "turn_off": "OFF", "toggle": "TOGGLE"}[service])
