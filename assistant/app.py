@@ -172,9 +172,16 @@ class Controller:
     registry: "ToolRegistry"
     router: "Router"
     fast_path: "FastPath | None"
+    _rescorer: object = None
 
-    def hotwords(self) -> list[str]:
-        return self.fast_path.hotwords() if self.fast_path is not None else []
+    @property
+    def rescorer(self):
+        """Second-pass recognition for transcripts no tier understood (see :mod:`.controller.rescore`)."""
+        from .controller.rescore import TranscriptRescorer  # noqa: PLC0415
+
+        if self._rescorer is None:
+            self._rescorer = TranscriptRescorer(self.router, self.router.config.home.area)
+        return self._rescorer
 
     async def close(self) -> None:
         if self.router.local is not None:

@@ -167,7 +167,9 @@ class AsrConfig(_Section):
     initial_prompt: str = ""
     """Text that biases recognition (style, vocabulary)."""
     bias_to_tools: bool = True
-    """Also pass the device and area names the tools know as hotwords."""
+    """When no tier understands the first transcript, recognise again biased towards the few
+    device and area names it sounds like, and keep that transcript if it is understood (the first
+    pass is never biased: biasing with every name makes Whisper hear names nobody said)."""
     partial_interval_ms: int = Field(default=0, ge=0, le=5000)
     """Re-transcribe the growing utterance this often for partial transcripts (0 = off)."""
     speculative_after_ms: int = Field(default=200, ge=0, le=5000)

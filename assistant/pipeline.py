@@ -73,6 +73,14 @@ def is_yes(text: str) -> bool:
 log = logging.getLogger(__name__)
 
 
+class Rescorer(Protocol):
+    """Decides whether a transcript is understood and which names a second pass should favour."""
+
+    def names_for(self, text: str) -> Sequence[str]: ...
+
+    def choose(self, first: str, second: str) -> str: ...
+
+
 class Responder(Protocol):
     """What answers a request: the router/controller. Yields reply text as it is generated."""
 
@@ -101,7 +109,8 @@ class Pipeline:
         sink: Where reply audio goes, or None.
         bus: Event bus (a new one by default).
         verifier: Second-pass wake verification, or None.
-        hotwords: Returns the names ASR should be biased towards (device and area names).
+        rescorer: Decides whether a transcript is understood and, when not, which few names a
+            second recognition pass is biased with (:class:`~assistant.controller.rescore.TranscriptRescorer`).
     """
 
     config: Config
@@ -112,7 +121,7 @@ class Pipeline:
     sink: AudioSink | None = None
     bus: EventBus = field(default_factory=EventBus)
     verifier: WakeVerifier | None = None
-    hotwords: Callable[[], Sequence[str]] = lambda: ()
+    rescorer: "Rescorer | None" = None
 
     def __post_init__(self) -> None:
         self._turn_no = 0
@@ -296,8 +305,7 @@ class Pipeline:
         if self._spec_busy is not None and not self._spec_busy.done():
             return  # a stale speculation still holds the CPU; the end of the utterance will transcribe
         audio = ep.current_audio()
-        hotwords = list(self.hotwords()) if self.config.asr.bias_to_tools else []
-        task = asyncio.create_task(asyncio.to_thread(self.asr.transcribe, audio, hotwords=hotwords))
+        task = asyncio.create_task(asyncio.to_thread(self.asr.transcribe, audio))
         self._spec = (n, task)
         self._spec_busy = task
 
@@ -347,7 +355,7 @@ class Pipeline:
             if spec is not None and spec[0] <= utt.audio.shape[0]:
                 result = await spec[1]  # recognition started at the pause: often done already
             else:
-                result = await asyncio.to_thread(self.asr.transcribe, utt.audio, hotwords=list(self.hotwords()) if self.config.asr.bias_to_tools else ())
+                result = await asyncio.to_thread(self.asr.transcribe, utt.audio)
         except Exception as exc:  # noqa: BLE001 - reported, and the pipeline goes on
             self.bus.emit(ErrorEvent(stage="asr", message=str(exc), turn=turn.id))
             self._finish_turn(turn, ok=False)
@@ -356,6 +364,7 @@ class Pipeline:
         self._timing("asr", waited_ms, turn.id, detail=(
             f"{'speculative, ' if spec is not None else ''}compute {result.compute_ms:.0f} ms, rtf {result.real_time_factor:.3f}, {result.audio_s:.2f} s audio"))
         text = strip_wake_phrase(result.text, self.wake_phrases)
+        text = await self._second_pass(text, utt.audio, turn.id)
         self.bus.emit(FinalTranscript(text=text, turn=turn.id))
         if not text:
             # a cough, a click, or just the wake phrase: keep listening for the request if time is left
@@ -379,6 +388,21 @@ class Pipeline:
         if end_reply is not None:
             await end_reply()
         self._finish_turn(turn, ok=True, follow_up=True)
+
+    async def _second_pass(self, text: str, audio: np.ndarray, turn: int | None) -> str:
+        """Nobody understood the transcript: recognise again, biased with the few names it may have
+        meant, and keep the new one if it is understood (see :mod:`assistant.controller.rescore`)."""
+        if self.rescorer is None or self.asr is None or not self.config.asr.bias_to_tools or not text:
+            return text
+        names = await asyncio.to_thread(self.rescorer.names_for, text)
+        if not names:
+            return text
+        t0 = time.perf_counter()
+        result = await asyncio.to_thread(self.asr.transcribe, audio, hotwords=names)
+        second = strip_wake_phrase(result.text, self.wake_phrases)
+        chosen = await asyncio.to_thread(self.rescorer.choose, text, second)
+        self._timing("asr_second_pass", (time.perf_counter() - t0) * 1000.0, turn, detail=f"{'kept' if chosen == second else 'dropped'}: {second!r} (biased with {len(names)} names)")
+        return chosen
 
     def _finish_turn(self, turn: _Turn, *, ok: bool, follow_up: bool = False) -> None:
         assert self.listener is not None

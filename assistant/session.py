@@ -123,7 +123,7 @@ class Session:
                 log.error("no speaker, replies are not spoken: %s", exc.message)
         self.pipeline = Pipeline(
             self.config, self.speech.listener, asr=self.speech.asr, tts=self.speech.tts, responder=self.controller.router,
-            sink=self.sink, bus=self.bus, verifier=self.speech.verifier, hotwords=self.controller.hotwords,
+            sink=self.sink, bus=self.bus, verifier=self.speech.verifier, rescorer=self.controller.rescorer,
         )
         self.bus.subscribe(self._on_event)
         self.load_s = time.perf_counter() - t0

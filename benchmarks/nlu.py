@@ -193,11 +193,12 @@ Respond = Callable[[str, int], Awaitable[str]]
 class HomeRunner:
     """One home loaded into the simulated backend behind a router (LLM on or off)."""
 
-    def __init__(self, home_ref: str, area: str, *, llm: bool = False, config_overrides: dict[str, Any] | None = None) -> None:
+    def __init__(self, home_ref: str, area: str, *, llm: bool = False, config_overrides: dict[str, Any] | None = None, confirm=None) -> None:
         self.home_ref, self.area, self.llm = home_ref, area, llm
         self.overrides = config_overrides or {}
         self.controller = None
         self.bus = None
+        self.confirm = confirm
 
     async def start(self) -> None:
         from assistant.app import build_controller
@@ -215,7 +216,7 @@ class HomeRunner:
         async def yes(_request) -> bool:
             return True
 
-        self.controller = await build_controller(config, self.bus, confirm=yes, llm=self.llm, remote=False)
+        self.controller = await build_controller(config, self.bus, confirm=self.confirm or yes, llm=self.llm, remote=False)
         if self.controller.registry.errors:
             raise RuntimeError(f"plugins failed: {self.controller.registry.errors}")
         self.home = self.controller.registry.service("home")

@@ -41,6 +41,20 @@ def table(r: dict[str, Any]) -> str:
         rows.append((f"local LLM ({l['model']}) tool choice", f"{l['right_tool']}/{l['requests']} = {l['tool_choice_accuracy']:.0%}" if l["requests"] else "-"))
         rows.append(("local LLM time to first token", f"cached p50 {_g(l, 'ttft_cached_ms', 'p50')} ms vs cold p50 {_g(l, 'ttft_cold_ms', 'p50')} ms ({l['prefix_tokens']}-token prefix)"))
         rows.append(("local LLM generation", f"{_g(l, 'tokens_per_s', 'p50')} tokens/s"))
+    n = r.get("nlu", {})
+    for key, label in (("typed_dev_llm_off", "natural requests, typed, dev set, LLM off"), ("typed_heldout_llm_off", "natural requests, typed, held-aside, LLM off"),
+                       ("typed_heldout_llm_on", "natural requests, typed, held-aside, SmolLM2 on")):
+        v = n.get(key)
+        if v:
+            tiers = ", ".join(f"{k} {x['ok']}/{x['n']}" for k, x in v["by_route"].items())
+            rows.append((label, f"{v['ok']}/{v['n']} = {v['accuracy']:.1%}; false actions {v['false_actions']} ({v['false_action_rate']:.1%}); "
+                                f"p50 {v['ms']['p50']} ms, p95 {v['ms']['p95']} ms; {tiers}"))
+    v = n.get("voiced_heldout")
+    if v:
+        rows.append(("natural requests, spoken, held-aside", f"{v['ok']}/{v['n']} = {v['accuracy']:.1%}; false actions {v['false_actions']}; "
+                                                           f"transcripts with invented names {v['transcripts_with_invented_names']}"))
+        for cond, x in v["by_condition"].items():
+            rows.append((f"  spoken: {cond}", f"{x['ok']}/{x['n']} = {x['accuracy']:.1%}"))
     t = r.get("tts")
     if t:
         rows.append(("tts time to first audio", " · ".join(f"{k} {v['first_audio_ms']['p50']} ms" for k, v in t.items())))

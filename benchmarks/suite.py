@@ -161,7 +161,7 @@ def bench_e2e(ctx: Context) -> None:
             wake_model.reset()
             sink = NullSink()
             pipe = Pipeline(ctx.config.with_overrides({"endpoint.follow_up_s": 0.0}), listener, asr=asr, tts=tts,
-                            responder=ctx.controller.router, sink=sink, bus=ctx.bus, hotwords=ctx.controller.hotwords)
+                            responder=ctx.controller.router, sink=sink, bus=ctx.bus, rescorer=ctx.controller.rescorer)
             unsub = ctx.bus.subscribe(bus_events.append)
             asyncio.run(pipe.run(ArraySource(audio, realtime=True)))  # at speech speed, as from a microphone
             unsub()
@@ -491,7 +491,32 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def bench_nlu(ctx: Context) -> None:
+    """Natural home requests (tests/data/nlu): exactly the expected changes, by tier, domain and split;
+    typed with the LLM off and on; spoken through the voice loop with room noise (held-aside split)."""
+    from . import nlu, nlu_voice
+
+    out: dict[str, Any] = {}
+    for split in ("dev", "heldout"):
+        s = nlu.summarize(asyncio.run(nlu.evaluate(nlu.load_cases((split,)))))
+        out[f"typed_{split}_llm_off"] = s
+    held = nlu.load_cases(("heldout",))
+    models = {"paths.models_dir": str(ctx.config.paths.models_dir), "llm.model": ctx.config.llm.model, "llm.threads": 2}
+    if not ctx.quick:
+        out["typed_heldout_llm_on"] = nlu.summarize(asyncio.run(nlu.evaluate(held, llm=True, config_overrides=models)))
+    voices = nlu_voice.voices(ctx.speech.tts, quick=ctx.quick)
+    conditions = [(v, "pink", 20.0) for v in voices]
+    if not ctx.quick:
+        conditions += [(v, "brown", 10.0) for v in voices[:2]]
+    cases = held[::8] if ctx.quick else held
+    overrides = {"paths.models_dir": str(ctx.config.paths.models_dir), "asr.threads": ctx.config.asr.threads}
+    t0 = time.perf_counter()
+    voiced = asyncio.run(nlu_voice.evaluate_voiced(cases, ctx.speech, conditions=conditions, config_overrides=overrides))
+    out["voiced_heldout"] = nlu_voice.summarize_voiced(voiced) | {"wall_s": round(time.perf_counter() - t0, 1)}
+    ctx.results["nlu"] = out
+
+
 SECTIONS: dict[str, Callable[[Context], None]] = {
     "memory": bench_memory, "asr": bench_asr, "tts": bench_tts, "wake": bench_wake, "routing": bench_routing, "e2e": bench_e2e,
-    "service": bench_service,
+    "nlu": bench_nlu, "service": bench_service,
 }

@@ -199,19 +199,6 @@ class FastPath:
             "name": TextSlotList.from_tuples(names, allow_template=False),
         }
 
-    def hotwords(self, limit: int = 40) -> list[str]:
-        """Area and device names, to bias speech recognition towards them."""
-        out: list[str] = []
-        for key in ("area", "name"):
-            lst = self.slot_lists.get(key)
-            if lst is None:
-                continue
-            for v in lst.values:
-                text = str(v.value_out)
-                if text not in out:
-                    out.append(text)
-        return out[:limit]
-
     # ------------------------------------------------------------------ matching
 
     def match_all(self, text: str, context: dict[str, Any] | None = None) -> list[FastMatch]:

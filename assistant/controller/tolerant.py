@@ -242,7 +242,7 @@ _CUES: list[tuple[re.Pattern, str]] = [(re.compile(p), c) for p, c in [
     (r"\b(?:decrease|reduce)\b", "down"),
     # media
     (r"\b(?:skip|next)(?: this| the)?(?: song| track| one| tune)?\b|\bplay the next(?: song| track)?\b", "next"),
-    (r"\b(?:previous|go back|back)(?: a| one| the)?(?: song| track| tune)?\b|\blast (?:song|track)\b", "previous"),
+    (r"\bprevious\b(?: song| track| tune)?|\bgo back\b(?: a| one)?(?: song| track| tune)?|\bback (?:a |one )?(?:song|track|tune)\b|\blast (?:song|track)\b", "previous"),
     (r"\bunmute\b|\bturn (?:the )?sound (?:back )?on\b", "unmute"),
     (r"\bmute\b|\bsilence\b|\bturn (?:the )?sound off\b", "mute"),
     (r"\b(?:pause|hold)\b", "pause"),
@@ -284,7 +284,7 @@ _CUES: list[tuple[re.Pattern, str]] = [(re.compile(p), c) for p, c in [
 
 # words that are not part of a target
 _FILLER = frozenset(("the", "a", "an", "my", "our", "some", "it", "them", "that", "this", "to", "at", "in", "on", "of", "for", "is", "be", "and",
-                     "too", "bit", "little", "please", "again", "back", "all", "way", "so", "just", "mode", "setting", "level", "now", "can", "you",
+                     "too", "bit", "little", "please", "again", "all", "way", "so", "just", "mode", "setting", "level", "now", "can", "you",
                      "i", "me", "us", "up", "with", "go", "its", "there", "here", "bit", "tad"))
 _KEEP_WORDS = frozenset(("all", "both", "every", "everything"))
 _PLACE_PREP = re.compile(r"\b(?P<prep>in|on|at|of|for|from|across|around|throughout) (?P<det>the |my |our )?(?P<place>[\w ]+?)(?= on | in | to | at |$)")
@@ -324,10 +324,11 @@ class TolerantMatcher:
             return out
         clauses = [c for c in re.split(r"[,;.!?]+|\bso\b", text) if c.strip()]
         if len(clauses) > 1:
-            for clause in reversed(clauses):
-                part = self._match(clause)
-                if part is not None and part.calls:
-                    return part
+            # the last clause alone ("we're leaving, run the leaving home script"), and only when it names its
+            # device or place itself: "..., volume to 30" would lose whatever the first clause named
+            part = self._match(clauses[-1])
+            if part is not None and part.calls and all(("name" in a or "area" in a or "floor" in a) for _t, a in part.calls):
+                return part
         return out
 
     def _match(self, text: str) -> TolerantMatch | None:
@@ -526,7 +527,18 @@ class TolerantMatcher:
         if m and r.context_area is not None:
             out["area"] = r.context_area.name
             s = (s[: m.start()] + " " + s[m.end() :]).strip()
-        for m in list(_PLACE_PREP.finditer(s)):
+        m = re.search(r"\b(?:and|an|end) (?:the |my )?(?P<place>[\w ]+)$", s)  # "turn on the light and bedroom one": "in" misheard
+        if m is not None:
+            cand = _unmask(m.group("place"), names)
+            area = r._areas.get(cand) or r._area_owners.get(cand)
+            before = _unmask(s[: m.start()], names)
+            if area is not None and not any(f" {k} " in f" {before} " for k in r._areas):
+                out["area"] = area.name
+                s = s[: m.start()].strip()
+        starts = [p.start() for p in re.finditer(r"\b(?=(?:in|on|at|of|for|from|across|around|throughout) )", s)]
+        for m in [m for m in (_PLACE_PREP.match(s, pos) for pos in starts) if m is not None]:
+            if "area" in out or "floor" in out:
+                break
             before = s[: m.start()].split()[-1:] or [""]
             if m.group("prep") == "on" and (not m.group("det") or before[0] in ("turn", "switch", "flip", "put", "power", "click")):
                 continue  # "switch on bedroom 1's light": a verb's "on", not a place
@@ -571,6 +583,14 @@ class TolerantMatcher:
             return None  # timers belong to the templates and the LLM
         masked, names = _mask(s, r)
         place, masked = self._place(masked, r, names)
+        if not place:
+            m = re.search(r"\bin (?:the |my |our )?(?P<where>[a-z][\w ]{2,30})$", masked)
+            if m is not None and not re.search(r"\b(?:percent|degrees?|here|mode)\b", m.group("where")):
+                where = _unmask(m.group("where"), names)
+                said = r.resolve(name=where)
+                known = r.find_area(where) or r.find_floor(where) or (said.reason in ("ok", "ambiguous") and said.how in ("exact", "fuzzy", "id", "place"))
+                if not known:
+                    return None  # "in man room one": a place this home does not have, or a misheard one; never "here" instead
         values, masked = _values(masked)
         mode, masked = _modes(masked)
         cues: list[str] = []
@@ -760,7 +780,7 @@ class TolerantMatcher:
             args["color_temp_step"] = 500
         if not any(k in args for k in ("brightness", "brightness_step", "color", "color_temp_step")):
             return None
-        return self._checked("light_set", "home_set_light", args, "set a light", r, ["light"], verb="turn_on")
+        return self._checked("light_set", "home_set_light", args, "set a light", r, ["light"])
 
     def _fan(self, c: set[str], v: _Values, target: str, place: dict[str, str], r: EntityResolver) -> TolerantMatch | None:
         args: dict[str, Any] = {**place, "name": target or "fan"}

@@ -77,7 +77,11 @@ _ON_STATES = frozenset(("on", "open", "opening", "unlocked", "playing", "cleanin
 
 
 def would_change(entity: Entity, verb: str) -> bool:
-    """Whether ``verb`` ("turn_on", "turn_off", "open", "close", "lock", "unlock") changes ``entity`` now."""
+    """Whether ``verb`` ("turn_on", "turn_off", "open", "close", "lock", "unlock") changes ``entity`` now.
+
+    ``"set"`` (a brightness, a colour) counts the devices that are on: "make the light blue" in a
+    room where one light is on means that one.
+    """
     d, s = entity.domain, entity.state
     if verb in ("lock", "unlock"):
         return d == "lock" and (s != "locked" if verb == "lock" else s != "unlocked")

@@ -203,7 +203,7 @@ class _Handler:
         if asr is None or audio.size == 0:
             text = ""
         else:
-            result = await asyncio.to_thread(asr.transcribe, audio, hotwords=self.session.controller.hotwords() if self.session.controller else ())
+            result = await asyncio.to_thread(asr.transcribe, audio)
             text = result.text
         await self.write(Transcript(text=text))
         return text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -15,12 +16,16 @@ from ..audio.io import SAMPLE_RATE
 from ..config import AsrConfig
 from ..errors import ModelError, require
 
-__all__ = ["AsrResult", "SpeechRecognizer", "normalize_transcript", "strip_wake_phrase"]
+__all__ = ["AsrResult", "SpeechRecognizer", "collapse_loops", "compression_ratio", "is_loop", "normalize_transcript", "strip_wake_phrase"]
 
 # Whisper's own rule for dropping a segment as silence (openai/whisper transcribe.py):
 # no_speech_prob above 0.6 together with an average log-probability below -1.
 _NO_SPEECH_PROB = 0.6
 _LOGPROB_FLOOR = -1.0
+COMPRESSION_RATIO_MAX = 2.4
+"""Whisper's threshold (openai/whisper ``transcribe.py``): text that gzip compresses better than
+this is a repetition loop ("Bedroom, Bedroom, Bedroom, …"), not speech."""
+
 
 
 @dataclass(frozen=True)
@@ -109,7 +114,58 @@ class SpeechRecognizer:
         )
         parts = [s.text for s in segments if not (s.no_speech_prob > _NO_SPEECH_PROB and s.avg_logprob < _LOGPROB_FLOOR)]
         text = re.sub(r"\s+", " ", " ".join(parts)).strip()
+        if is_loop(text):
+            if hotwords or prompt:
+                return self.transcribe(audio, initial_prompt="")  # the biasing started the loop: once more without it
+            text = collapse_loops(text)
         return AsrResult(text=text, audio_s=x.shape[0] / SAMPLE_RATE, compute_ms=(time.perf_counter() - t0) * 1000.0)
+
+
+def compression_ratio(text: str) -> float:
+    """len(text) / len(zlib(text)), Whisper's measure of repetitiveness."""
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+def _key(word: str) -> str:
+    return re.sub(r"[^\w']", "", word.lower())
+
+
+def _repeat_at(keys: list[str], i: int) -> int:
+    """The length of a run of words starting at ``i`` that is said again right after (0 = none):
+    a phrase of two or more words twice, or a single word three times."""
+    for n in range(1, 7):  # the shortest repeating run
+        if i + 2 * n > len(keys) or not all(keys[i : i + n]):
+            continue
+        if keys[i : i + n] == keys[i + n : i + 2 * n] and (n >= 2 or keys[i + 2 * n : i + 3 * n] == keys[i : i + n]):
+            return n
+    return 0
+
+
+def is_loop(text: str) -> bool:
+    """A decoding loop ("Dining Room Light, Dining Room Light," / "Bedroom, Bedroom, Bedroom"), by a
+    repeated run of words or by Whisper's compression-ratio rule."""
+    keys = [_key(w) for w in text.split()]
+    return compression_ratio(text) > COMPRESSION_RATIO_MAX or any(_repeat_at(keys, i) for i in range(len(keys)))
+
+
+def collapse_loops(text: str) -> str:
+    """ "Bedroom, Bedroom, Bedroom, Bedroom" → "Bedroom": each repeated run said once."""
+    words = text.split()
+    keys = [_key(w) for w in words]
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        n = _repeat_at(keys, i)
+        if n:
+            while keys[i + n : i + 2 * n] == keys[i : i + n]:
+                i += n  # skip the earlier copies; the last one is kept
+            out.extend(words[i : i + n])
+            i += n
+            continue
+        out.append(words[i])
+        i += 1
+    return " ".join(out).strip(" ,")
 
 
 def normalize_transcript(text: str) -> str:

@@ -332,9 +332,12 @@ class HomeTools(Toolbox):
         rgb = rgb_for(color) if color else None
         if color and rgb is None:
             raise ToolError(f"I don't know the colour {color}.")
-        res = self._resolve(name=name, area=area, floor=floor, domain=["light"], verb="turn_on")
+        res = self._resolve(name=name, area=area, floor=floor, domain=["light"], verb="set")  # no "the one it would change": ask
+        targets = res.entities
+        if brightness_step is not None and brightness_step < 0 and len(targets) > 1:
+            targets = [e for e in targets if e.state == "on"] or targets  # "dim the lights": the ones that are on
         changed = []
-        for e in res.entities:
+        for e in targets:
             data: dict[str, Any] = {}
             if brightness is not None:
                 data["brightness_pct"] = brightness

@@ -1,0 +1,96 @@
+"""A second look at a transcript nobody understood: recognise again, biased with the few names that matter.
+
+Biasing Whisper with every device and area name (``hotwords``) makes it *hear* names that were not
+said ("Dining Room Light, Dining Room Light," for "turn on the living room light"). So the first
+pass is unbiased; only when no tier of the router understands it ("Peter off", "make the living
+room seal in light blue") is the utterance transcribed again with a handful of names — the ones
+that sound like words of the first transcript, and the devices of the room the assistant is in —
+and the second transcript is kept only if the router understands it and it is not a repetition
+loop. What the router understands is the home's grammar, so this is a rescoring of two
+candidates against it, at the cost of a second recognition only for utterances that would
+otherwise fail.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rapidfuzz import fuzz
+
+from ..home import normalize
+from ..speech.asr import is_loop
+from .clarify import choose
+from .followup import resolve_follow_up
+
+if TYPE_CHECKING:
+    from .router import Router
+
+__all__ = ["TranscriptRescorer"]
+
+NAME_NEAR = 60.0
+"""rapidfuzz ratio a name needs against some words of the first transcript to be biased towards."""
+
+
+class TranscriptRescorer:
+    """Decides whether a transcript is understood and which names a second pass should favour.
+
+    Args:
+        router: The router whose tiers define "understood".
+        area: The assistant's area (its devices are likely to be meant).
+        limit: Most names to bias with.
+    """
+
+    def __init__(self, router: "Router", area: str = "", limit: int = 8) -> None:
+        self.router = router
+        self.area = area
+        self.limit = limit
+
+    def understands(self, text: str) -> bool:
+        """Whether a tier below the LLM would act on ``text`` (templates, the tolerant tier, a
+        follow-up, or an answer to the question the assistant asked)."""
+        r = self.router
+        if not text.strip():
+            return False
+        if r.pending is not None:
+            keys = [" ".join(str(v) for v in o.values()) for o in r.pending.options]
+            if choose(text, r.pending.labels, keys) is not None:
+                return True
+        home = r.registry.service("home")
+        if resolve_follow_up(text, r.conversation, home) is not None:
+            return True
+        if r.fast_path is not None and r.fast_path.match_all(text):
+            return True
+        if r.tolerant is not None:
+            m = r.tolerant.match(text)
+            if m is not None and m.calls:
+                return True
+        return False
+
+    def names_for(self, text: str) -> list[str]:
+        """The few device and area names a second pass should favour ([] when ``text`` is understood)."""
+        home = self.router.registry.service("home")
+        if home is None or self.understands(text):
+            return []
+        snap = home.snapshot()
+        words = normalize(text).split()
+        grams = {" ".join(words[i : i + n]) for n in range(1, 5) for i in range(len(words) - n + 1)}
+        scored: dict[str, float] = {}
+        names = [n for e in snap.entities for n in e.names()] + [n for a in snap.areas for n in (a.name, *a.aliases)]
+        for name in names:
+            key = normalize(name)
+            if not key:
+                continue
+            best = max((fuzz.ratio(key, g) for g in grams if abs(len(g.split()) - len(key.split())) <= 1), default=0.0)
+            if best >= NAME_NEAR:
+                scored[name] = max(scored.get(name, 0.0), best)
+        out = [n for n, _ in sorted(scored.items(), key=lambda kv: -kv[1])][: self.limit // 2 + 1]
+        area = next((a for a in snap.areas if self.area and normalize(a.name) == normalize(self.area)), None)
+        if area is not None:
+            out += [e.name for e in snap.entities if e.area_id == area.id and e.domain not in ("sensor", "binary_sensor")]
+        return list(dict.fromkeys(out))[: self.limit]
+
+    def choose(self, first: str, second: str) -> str:
+        """The second transcript if the router understands it and it is not a repetition loop."""
+        if second and not is_loop(second) and self.understands(second):
+            return second
+        return first
