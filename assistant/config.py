@@ -319,9 +319,22 @@ class ServiceConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8765, ge=0, le=65535)
     token_env: str = "ASSISTANT_API_TOKEN"
-    """Environment variable with the API token; required when host is not loopback."""
+    """Environment variable with the API token; when unset, a token is generated at first start
+    into ``<data dir>/api-token`` (readable only by the user). Every request but /health needs it."""
+    allowed_hosts: list[str] = []
+    """Host names the API answers to besides loopback and ``host`` (e.g. "jarvis.local")."""
+    allowed_origins: list[str] = []
+    """Web origins allowed to call the API from a browser (none by default)."""
     wyoming_port: int = Field(default=10700, ge=0, le=65535)
     wyoming_enabled: bool = False
+    wyoming_host: str = "127.0.0.1"
+    """Where the Wyoming server listens. Wyoming has no authentication or encryption: anything that
+    can connect can use the assistant and its tools. Keep it on loopback unless satellites need it."""
+    wyoming_allow: list[str] = []
+    """Addresses or networks (e.g. "192.168.1.40", "192.168.1.0/24") allowed to connect to Wyoming
+    besides loopback; others are disconnected at once."""
+    wyoming_max_audio_s: float = Field(default=30.0, ge=1.0, le=600.0)
+    """Longest audio a Wyoming client may stream for one transcription or pipeline run."""
 
 
 class Config(_Section):

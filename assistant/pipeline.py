@@ -49,6 +49,7 @@ from .events import (
     WakeDetected,
     WakeRejected,
 )
+from .controller.yesno import Answer, parse_yes_no
 from .speech.asr import SpeechRecognizer, strip_wake_phrase
 from .speech.endpoint import NoSpeechTimeout, SpeechStart, UtteranceEnd
 from .speech.listener import BargeIn, Listener, ListenerMode
@@ -57,8 +58,6 @@ from .speech.wake import WakeHit, WakeVerifier, phrase_from_model_name, wake_win
 
 __all__ = ["Pipeline", "Responder", "is_yes"]
 
-_YES = re.compile(r"\b(yes|yeah|yep|yup|sure|ok|okay|do it|go ahead|please do|confirm(ed)?|affirmative|correct|absolutely|of course)\b", re.I)
-_NO = re.compile(r"\b(no|nope|don'?t|do not|cancel|stop|never ?mind|negative|wait)\b", re.I)
 
 
 def _dbfs(frame: np.ndarray) -> float:
@@ -67,8 +66,8 @@ def _dbfs(frame: np.ndarray) -> float:
 
 
 def is_yes(text: str) -> bool:
-    """A spoken yes ("yes please", "go ahead"), and no "no" in it."""
-    return bool(_YES.search(text)) and not _NO.search(text)
+    """The whole answer is a yes ("yes please", "go ahead"; not "absolutely not", "are you sure?")."""
+    return parse_yes_no(text) is Answer.YES
 
 log = logging.getLogger(__name__)
 
@@ -565,14 +564,20 @@ class Pipeline:
         return text
 
     async def ask_yes_no(self, question: str, *, turn: int | None = None, timeout_s: float = 5.0) -> bool:
-        """Say ``question`` and listen for yes or no (no answer, or anything else, is no)."""
+        """Say ``question`` and listen for yes or no. An unclear answer ("I'm not sure", "are you
+        sure?") is asked about once more; no answer, or unclear twice, is no."""
         t = turn if turn is not None else (self._turn.id if self._turn else 0)
-        if self.tts is not None and self.sink is not None:
-            self.bus.emit(Speak(text=question, turn=t))
-            await self._speak_sentence(question, t, time.perf_counter(), {"done": True})
-            await self.sink.drain()
-        answer = await self.listen_for_reply(timeout_s)
-        return is_yes(answer)
+        for attempt in range(2):
+            asked = question if attempt == 0 else f"Sorry, was that a yes or a no? {question}"
+            if self.tts is not None and self.sink is not None:
+                self.bus.emit(Speak(text=asked, turn=t))
+                await self._speak_sentence(asked, t, time.perf_counter(), {"done": True})
+                await self.sink.drain()
+            answer = await self.listen_for_reply(timeout_s)
+            parsed = parse_yes_no(answer)
+            if parsed is not Answer.UNCLEAR or not answer.strip():
+                return parsed is Answer.YES
+        return False
 
     def announce(self, text: str) -> None:
         """Speak ``text`` when the assistant is next free (a timer going off)."""

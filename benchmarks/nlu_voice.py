@@ -86,7 +86,13 @@ def room_noise(kind: str, seconds: float) -> np.ndarray:
 
 
 def _rms(x: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(x.astype(np.float64) ** 2))) if x.size else 0.0
+    """RMS of the active part: 20 ms frames within 30 dB of the loudest (speech, not its pauses)."""
+    if x.size < 320:
+        return float(np.sqrt(np.mean(x.astype(np.float64) ** 2))) if x.size else 0.0
+    frames = x[: x.size // 320 * 320].astype(np.float64).reshape(-1, 320)
+    energy = (frames ** 2).mean(axis=1)
+    active = frames[energy >= energy.max() / 1000]
+    return float(np.sqrt((active ** 2).mean()))
 
 
 def _needs_yes(case: Case, runner: HomeRunner) -> bool:
@@ -105,9 +111,10 @@ def recording(case: Case, voice: Voice, noise: np.ndarray, snr_db: float, yes: b
     """The spoken case over room noise, and the texts said in it."""
     from assistant.audio import read_audio
 
-    wake = read_audio(fixtures_dir() / "audio" / "hey_jarvis.wav")
     said = [case.say]
     command = voice.speak(case.say)
+    wake = read_audio(fixtures_dir() / "audio" / "hey_jarvis.wav").astype(np.float64)
+    wake = np.clip(wake * (_rms(command) / max(_rms(wake), 1e-9)), -32768, 32767).astype(np.int16)  # one speaker, one loudness
     parts = [np.zeros(int(0.4 * SAMPLE_RATE), np.int16), wake, np.zeros(int(0.3 * SAMPLE_RATE), np.int16), command]
     if case.ask and case.then:
         parts += [np.zeros(int(1.3 * SAMPLE_RATE), np.int16), voice.speak(str(case.then))]
@@ -119,7 +126,7 @@ def recording(case: Case, voice: Voice, noise: np.ndarray, snr_db: float, yes: b
     speech = np.concatenate(parts)
     reps = int(np.ceil(speech.size / noise.size))
     bed = np.tile(noise, reps)[: speech.size].astype(np.float64)
-    gain = (_rms(command) / (10 ** (snr_db / 20))) / max(_rms(bed), 1e-9)
+    gain = (_rms(command) / (10 ** (snr_db / 20))) / max(float(np.sqrt(np.mean(bed ** 2))), 1e-9)
     mixed = speech.astype(np.float64) + bed * gain
     return np.clip(mixed, -32768, 32767).astype(np.int16), said
 

@@ -191,14 +191,16 @@ class RecordingProxy:
     """An HTTP server on loopback in front of an upstream OpenAI-compatible server.
 
     It records every request body (what the assistant sent), and can be told to be ``"down"``
-    (never started), ``"slow"`` (answer after ``delay_s``) or ``"error"`` (HTTP 500).
+    (never started), ``"slow"`` (answer after ``delay_s``), ``"error"`` (HTTP 500) or
+    ``"scripted"`` (answer each request with the next of ``script``, OpenAI-shaped responses).
     """
 
-    def __init__(self, upstream: str | None, mode: str = "forward", delay_s: float = 5.0) -> None:
+    def __init__(self, upstream: str | None, mode: str = "forward", delay_s: float = 5.0, script: list[dict] | None = None) -> None:
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         self.upstream, self.mode, self.delay_s = upstream, mode, delay_s
+        self.script = list(script or [])
         self.received: list[dict] = []
         proxy = self
 
@@ -206,6 +208,14 @@ class RecordingProxy:
             def do_POST(self):  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 proxy.received.append(json.loads(body or b"{}"))
+                if proxy.mode == "scripted":  # a remote model that answers what the test says (a hostile one, say)
+                    answer = json.dumps(proxy.script.pop(0) if proxy.script else {"choices": [{"message": {"content": "ok"}}]}).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(answer)))
+                    self.end_headers()
+                    self.wfile.write(answer)
+                    return
                 if proxy.mode == "error":
                     self.send_response(500)
                     self.end_headers()

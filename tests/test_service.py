@@ -39,8 +39,24 @@ class Service:
             args += ["--input", str(rec)]
         if wyoming:
             args.append("--wyoming")
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(self.log, "w"), env={**os.environ, **(env or {})})
+        self.env = {**os.environ, **(env or {})}
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(self.log, "w"), env=self.env)
         self.url = f"http://127.0.0.1:{self.port}"
+        self.data_dir = config.paths.resolved_data_dir()
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """What the assistant's own clients send: the token (from the environment or <data dir>/api-token)."""
+        token = self.env.get("ASSISTANT_API_TOKEN") or (self.data_dir / "api-token").read_text().strip()
+        return {"Authorization": f"Bearer {token}"}
+
+    def get(self, path: str, **kw) -> httpx.Response:
+        return httpx.get(self.url + path, headers=self.headers, **kw)
+
+    def post(self, path: str, **kw) -> httpx.Response:
+        if "json" not in kw:
+            kw["json"] = {}
+        return httpx.post(self.url + path, headers=self.headers, **kw)
 
     def wait_ready(self, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
@@ -56,7 +72,7 @@ class Service:
         raise AssertionError("service did not become ready:\n" + self.log.read_text()[-3000:])
 
     def events(self, headers: dict | None = None) -> list[dict]:
-        return httpx.get(self.url + "/events?last=500", headers=headers or {}, timeout=10).json()
+        return httpx.get(self.url + "/events?last=500", headers=headers or self.headers, timeout=10).json()
 
     def logs(self) -> list[dict]:
         out = []
@@ -121,7 +137,7 @@ def test_a_turn_completes_and_barge_in_stops_a_long_reply(svc_config, tmp_path, 
         assert [e["reason"] for e in interrupts] == ["barge_in"]
         assert "what time is it" in finals
         # the lamp really is on, asked through the API
-        r = httpx.post(svc.url + "/ask", json={"text": "is the living room lamp on"}, timeout=60).json()
+        r = svc.post("/ask", json={"text": "is the living room lamp on"}, timeout=60).json()
         assert r["reply"] == "Yes, Living Room Lamp is on." and r["route"] == "fast_path"
         assert any(l.get("msg") == "turn" and l.get("route") == "fast_path" for l in svc.logs())  # JSON logs, one per turn
     finally:
@@ -138,34 +154,34 @@ def test_api_metrics_auth_and_bursts(svc_config, tmp_path):
     svc = Service(svc_config, tmp_path, None)
     try:
         svc.wait_ready()
-        h = httpx.get(svc.url + "/health").json()
+        h = svc.get("/health").json()
         assert h["status"] == "ok"
-        st = httpx.get(svc.url + "/status").json()
+        st = svc.get("/status").json()
         assert st["models"]["asr"] == "whisper-tiny.en" and st["turns"] == 0
-        r = httpx.post(svc.url + "/ask", json={"text": "set the desk lamp to 30 percent"}, timeout=60).json()
+        r = svc.post("/ask", json={"text": "set the desk lamp to 30 percent"}, timeout=60).json()
         assert r["reply"] == "Set the desk lamp to 30 percent." and r["tool_calls"][0]["tool"] == "home_set_light"
-        assert httpx.post(svc.url + "/ask", json={"nope": 1}).status_code == 400
-        assert httpx.post(svc.url + "/mute").json() == {"muted": True}
-        assert httpx.get(svc.url + "/status").json()["muted"] is True
-        httpx.post(svc.url + "/unmute")
-        metrics = httpx.get(svc.url + "/metrics").text
+        assert svc.post("/ask", json={"nope": 1}).status_code == 400
+        assert svc.post("/mute").json() == {"muted": True}
+        assert svc.get("/status").json()["muted"] is True
+        svc.post("/unmute")
+        metrics = svc.get("/metrics").text
         assert 'jarvis_turns_total{route="fast_path"} 1.0' in metrics
         assert 'jarvis_tool_calls_total{ok="true",tool="home_set_light"} 1.0' in metrics
         assert "jarvis_stage_latency_seconds_bucket" in metrics
 
         # a burst: some are queued and answered, the rest refused politely; nothing breaks
         async def burst() -> list[int]:
-            async with httpx.AsyncClient(timeout=120) as c:
+            async with httpx.AsyncClient(timeout=120, headers=svc.headers) as c:
                 rs = await asyncio.gather(*(c.post(svc.url + "/ask", json={"text": "what time is it"}) for _ in range(25)))
             return [r.status_code for r in rs]
 
         codes = asyncio.run(burst())
         assert set(codes) <= {200, 429} and codes.count(200) >= 1 and codes.count(429) >= 1
-        assert httpx.get(svc.url + "/health").status_code == 200
+        assert svc.get("/health").status_code == 200
 
         # events as Server-Sent Events
-        with httpx.stream("GET", svc.url + "/events/stream", timeout=30) as s:
-            httpx.post(svc.url + "/ask", json={"text": "what day is it"}, timeout=60)
+        with httpx.stream("GET", svc.url + "/events/stream", headers=svc.headers, timeout=30) as s:
+            svc.post("/ask", json={"text": "what day is it"}, timeout=60)
             seen = []
             for line in s.iter_lines():
                 if line.startswith("data: "):
@@ -177,19 +193,45 @@ def test_api_metrics_auth_and_bursts(svc_config, tmp_path):
         assert svc.stop() == 0
 
 
-def test_non_loopback_needs_a_token(svc_config, tmp_path):
+def test_the_api_needs_a_token_its_own_host_and_no_web_page(svc_config, tmp_path):
+    """Loopback is not a boundary: any web page can send requests to 127.0.0.1 (and a DNS-rebinding
+    page can read the answers). A token is needed everywhere, foreign Host and Origin headers are
+    refused, and a POST must be JSON (so a browser cannot send one without a CORS preflight)."""
+    svc = Service(svc_config, tmp_path, None, env={"ASSISTANT_API_TOKEN": ""}, name="generated")
+    try:
+        svc.wait_ready()
+        token_file = svc.data_dir / "api-token"
+        assert token_file.exists() and (token_file.stat().st_mode & 0o777) == 0o600  # readable by the user only
+        url = svc.url
+        assert httpx.get(url + "/status").status_code == 401
+        assert httpx.get(url + "/events").status_code == 401
+        assert httpx.post(url + "/unmute", json={}).status_code == 401
+        assert httpx.get(url + "/status", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert httpx.get(url + "/status", headers={"Authorization": "Bearer jarvé-ünïcode".encode("utf-8")}).status_code == 401  # not a 500
+        assert httpx.get(url + "/status", headers={"Authorization": b"Bearer \xff\xfe"}).status_code == 401
+        assert svc.get("/status").status_code == 200
+        # DNS rebinding: the page's own name in Host
+        assert httpx.get(url + "/events", headers={**svc.headers, "Host": "evil.example:8765"}).status_code == 421
+        # a web page's request carries its Origin
+        page = {**svc.headers, "Origin": "http://evil.example"}
+        assert httpx.post(url + "/ask", json={"text": "unlock the front door"}, headers=page).status_code == 403
+        # a "simple" cross-site POST (text/plain or a form) is refused even with the token
+        r = httpx.post(url + "/ask", content='{"text": "unlock the front door"}', headers={**svc.headers, "Content-Type": "text/plain"})
+        assert r.status_code == 415
+        r = httpx.post(url + "/mute", data={"x": "1"}, headers=svc.headers)
+        assert r.status_code == 415
+        # oversized input is refused, not read into memory
+        assert svc.post("/ask", json={"text": "x" * 5000}).status_code == 413
+        assert httpx.get(url + "/health").status_code == 200  # health needs no token and says nothing private
+        assert set(httpx.get(url + "/health").json()) <= {"status", "state", "uptime_s", "problems"}
+    finally:
+        assert svc.stop() == 0
     cfg = svc_config.with_overrides({"service.host": "0.0.0.0"})
-    svc = Service(cfg, tmp_path, None, env={"ASSISTANT_API_TOKEN": ""}, name="open")
-    code = svc.proc.wait(120)
-    assert code == 2
-    assert any("without a token" in l.get("error", "") for l in svc.logs())
     svc = Service(cfg, tmp_path, None, env={"ASSISTANT_API_TOKEN": "s3cret-token"}, name="closed")
     try:
         svc.wait_ready()
         assert httpx.get(svc.url + "/status").status_code == 401
-        assert httpx.get(svc.url + "/status", headers={"Authorization": "Bearer wrong"}).status_code == 401
         assert httpx.get(svc.url + "/status", headers={"Authorization": "Bearer s3cret-token"}).status_code == 200
-        assert httpx.get(svc.url + "/health").status_code == 200
     finally:
         assert svc.stop() == 0
 
@@ -256,7 +298,7 @@ def test_wyoming_clients_get_transcripts_audio_and_answers(svc_config, tmp_path)
     try:
         svc.wait_ready()
         asyncio.run(session())
-        r = httpx.post(svc.url + "/ask", json={"text": "is the living room lamp on"}, timeout=60).json()
+        r = svc.post("/ask", json={"text": "is the living room lamp on"}, timeout=60).json()
         assert r["reply"].startswith("Yes")
     finally:
         assert svc.stop() == 0
@@ -265,11 +307,11 @@ def test_wyoming_clients_get_transcripts_audio_and_answers(svc_config, tmp_path)
 def test_sigterm_mid_turn_and_restart_keeps_timer_and_conversation(svc_config, tmp_path):
     svc = Service(svc_config, tmp_path, None)
     svc.wait_ready()
-    r = httpx.post(svc.url + "/ask", json={"text": "set a timer for 10 minutes"}, timeout=60).json()
+    r = svc.post("/ask", json={"text": "set a timer for 10 minutes"}, timeout=60).json()
     assert r["reply"] == "Timer set for 10 minutes."
 
     async def mid_turn() -> None:
-        async with httpx.AsyncClient(timeout=60) as c:
+        async with httpx.AsyncClient(timeout=60, headers=svc.headers) as c:
             task = asyncio.create_task(c.post(svc.url + "/ask", json={"text": "turn on the lights in the kitchen"}))
             await asyncio.sleep(0.05)
             svc.proc.send_signal(signal.SIGTERM)
@@ -285,7 +327,7 @@ def test_sigterm_mid_turn_and_restart_keeps_timer_and_conversation(svc_config, t
     again = Service(svc_config, tmp_path, None, name="again")
     try:
         again.wait_ready()
-        r = httpx.post(again.url + "/ask", json={"text": "how much time is left on my timer"}, timeout=60).json()
+        r = again.post("/ask", json={"text": "how much time is left on my timer"}, timeout=60).json()
         assert "10 minutes" in r["reply"] or "9 minutes" in r["reply"], r
         assert any(l.get("msg") == "conversation restored" for l in again.logs())
     finally:
@@ -305,7 +347,7 @@ def test_sighup_reloads_the_config_and_survives_a_bad_one(svc_config, tmp_path):
         svc.proc.send_signal(signal.SIGHUP)
         _until(lambda: any("invalid" in l.get("msg", "") for l in svc.logs()), 30, "bad config logged")
         svc.wait_ready(30)
-        assert httpx.post(svc.url + "/ask", json={"text": "what time is it"}, timeout=60).status_code == 200
+        assert svc.post("/ask", json={"text": "what time is it"}, timeout=60).status_code == 200
     finally:
         assert svc.stop() == 0
 

@@ -1,9 +1,16 @@
-"""Calculator and unit conversion tool plugin (pint: a parser for arithmetic with units, no eval)."""
+"""Calculator and unit conversion tool plugin (pint: a parser for arithmetic with units, no eval).
+
+pint evaluates with Python numbers, and Python integers have no size limit: ``9**9**9`` would
+hold the interpreter for hours (big-integer power does not release the GIL, so no timeout can
+stop it). Every number in an expression is therefore made a float before evaluation — floats
+overflow to an error in microseconds — and expressions are bounded in length.
+"""
 
 from __future__ import annotations
 
 import functools
 import math
+import re
 from typing import Literal
 
 from assistant.errors import ToolError, require
@@ -19,9 +26,16 @@ def _ureg():
 
 
 def _fmt(x: float) -> str:
+    if abs(x) >= 1e15:
+        return f"{x:.6g}"
     if isinstance(x, int) or float(x).is_integer():
         return f"{int(x):,}".replace(",", " ") if abs(x) >= 10000 else str(int(x))
     return f"{x:.6g}"
+
+
+MAX_EXPRESSION = 200
+"""Longest expression accepted, characters."""
+_INTEGER = re.compile(r"(?<![\w.])(\d+)(?![\w.])")
 
 
 def _evaluate(expression: str):
@@ -29,10 +43,15 @@ def _evaluate(expression: str):
     text = expression.strip().replace("×", "*").replace("÷", "/").replace("^", "**")
     if not text:
         raise ToolError("Give me something to calculate.")
+    if len(text) > MAX_EXPRESSION:
+        raise ToolError(f"That expression is too long (over {MAX_EXPRESSION} characters).")
+    text = _INTEGER.sub(r"\1.0", text)  # floats overflow fast; Python's unbounded integers do not
     try:
         return ureg.parse_expression(text)
     except ZeroDivisionError:
         raise ToolError("That divides by zero.") from None
+    except OverflowError:
+        raise ToolError("That number is too large to work out.") from None
     except Exception as exc:  # pint raises several parse/definition errors
         raise ToolError(f"I can't calculate {expression!r}: {exc}") from None
 

@@ -32,6 +32,7 @@ import tenacity
 
 from ..bus import EventBus
 from ..config import Config, RemoteEndpoint
+from ..errors import AssistantError
 from ..events import RemoteCall, RouteDecided, StageTiming
 from ..toolkit.registry import ConfirmationRequest, ConfirmHook, ToolRegistry
 from ..toolkit.api import Risk, Tool, tool_from_function
@@ -48,6 +49,14 @@ SYSTEM = (
     "Use a tool when the request needs one. Placeholders such as <DEVICE_1> or <PERSON_1> stand for private "
     "names; use them as they are."
 )
+
+
+def minimise(outcome: Any) -> dict[str, Any]:
+    """What a tool result may tell a remote model: whether it worked and the sentence it says,
+    never the data behind it (entity states, attributes, file paths, list contents beyond the sentence)."""
+    if outcome.ok:
+        return {"ok": True, "result": outcome.say[:300]}
+    return {"ok": False, "error": outcome.error[:300]}
 
 
 class _Retry(Exception):
@@ -87,17 +96,24 @@ def ask_remote_model() -> None:
 
 
 def read_audit_log(path: Path, last: int = 20) -> list[dict[str, Any]]:
-    """The last entries of the audit log."""
+    """The last requests in the audit log. Each request is written before it is sent
+    (``"phase": "sending"``) and again with its outcome; a "sending" entry with no outcome after it
+    (the process died mid-request) is shown as it is."""
     if not path.exists():
         return []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    out = []
-    for line in lines[-last:]:
+    entries = []
+    for line in path.read_text(encoding="utf-8").splitlines():
         try:
-            out.append(json.loads(line))
+            entries.append(json.loads(line))
         except ValueError:
             continue
-    return out
+    out = []
+    for i, e in enumerate(entries):
+        nxt = entries[i + 1] if i + 1 < len(entries) else None
+        if e.get("phase") == "sending" and nxt is not None and nxt.get("phase") != "sending" and nxt.get("sent") == e.get("sent"):
+            continue
+        out.append(e)
+    return out[-last:]
 
 
 class RemoteTier:
@@ -164,13 +180,24 @@ class RemoteTier:
         selector = ToolSelector(sorted(self.registry.tools.values(), key=lambda t: t.name))
         return selector.select(text, self.rc.max_tools)
 
-    def _audit(self, entry: dict[str, Any]) -> None:
+    def _audit(self, entry: dict[str, Any], *, required: bool = False) -> None:
+        """Append an entry to the audit log. ``required``: the entry records what is about to be
+        sent; if it cannot be written, nothing is sent (the log fails closed).
+
+        Raises:
+            AssistantError: ``required`` and the log cannot be written.
+        """
         try:
             self.audit_path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.audit_path, "a", encoding="utf-8") as f:
                 f.write(json.dumps(entry, ensure_ascii=False) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
         except OSError as exc:
             log.error("cannot write the remote audit log %s: %s", self.audit_path, exc)
+            if required:
+                raise AssistantError(f"the audit log {self.audit_path} cannot be written ({exc.strerror or exc}); nothing was sent",
+                                     hint="free some disk space or fix the data folder's permissions") from None
 
     async def _ask_user(self, endpoint: RemoteEndpoint, confirm: ConfirmHook | None) -> bool:
         if self.policy == "allowed":
@@ -236,6 +263,8 @@ class RemoteTier:
             try:
                 reply = await self._converse(endpoint, messages, [], red.restore if red else (lambda v: v),
                                              red.redact_value if red else (lambda v: v), 0, confirm, Conversation())
+            except AssistantError:
+                return ""  # the audit log cannot be written: nothing leaves the device
             except Exception as exc:  # noqa: BLE001
                 self.breakers[endpoint.name].failure()
                 self._last_error = f"{endpoint.name}: {exc}"
@@ -285,6 +314,12 @@ class RemoteTier:
             messages: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": redact(text)}]
             try:
                 reply = await self._converse(endpoint, messages, schemas, restore, redact_value, turn, confirm, conversation)
+            except AssistantError as exc:  # the audit log cannot be written: nothing leaves the device
+                self.bus.emit(RouteDecided(route="none", reason=f"{reason}; {exc.message}", turn=turn))
+                reply = "Sorry, I can't send that off the device right now: I can't keep a record of it. " + (exc.hint[:1].upper() + exc.hint[1:] + "." if exc.hint else "")
+                conversation.add(text, reply)
+                yield reply
+                return
             except Exception as exc:  # noqa: BLE001 - next endpoint, or the honest answer below
                 breaker.failure()
                 self._last_error = f"{endpoint.name}: {exc}"
@@ -311,6 +346,7 @@ class RemoteTier:
             t0 = time.perf_counter()
             entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "endpoint": endpoint.name, "url": endpoint.base_url,
                      "privacy": endpoint.privacy, "sent": body}
+            self._audit({**entry, "phase": "sending"}, required=True)  # no record, no sending
             try:
                 data = await self._post(endpoint, body)
             except Exception as exc:
@@ -334,6 +370,7 @@ class RemoteTier:
                 text = restore((message.get("content") or "").strip())
                 return " ".join(spoken + ([text] if text else []))
             messages.append({"role": "assistant", "content": message.get("content") or "", "tool_calls": calls})
+            offered = {sch["function"]["name"] for sch in schemas}
             for call in calls:
                 fn = call.get("function", {})
                 try:
@@ -341,10 +378,14 @@ class RemoteTier:
                 except ValueError:
                     args = {}
                 name = fn.get("name", "")
-                outcome = await self.registry.call(name, restore(args), turn=turn, confirm=confirm)
-                conversation.add_tool_call(name, outcome.arguments, outcome.for_model())
-                if outcome.ok and outcome.say:
-                    spoken.append(outcome.say)
-                result = redact_value(outcome.for_model())  # tool results leave the device too
+                if name not in offered:  # only the tools sent with this request may run
+                    log.warning("the remote model called %r, which it was not offered; refused", name)
+                    result: dict[str, Any] = {"ok": False, "error": f"there is no tool called {name}"}
+                else:
+                    outcome = await self.registry.call(name, restore(args) if isinstance(args, dict) else {}, turn=turn, confirm=confirm)
+                    conversation.add_tool_call(name, outcome.arguments, outcome.for_model())
+                    if outcome.ok and outcome.say:
+                        spoken.append(outcome.say)
+                    result = redact_value(minimise(outcome))  # tool results leave the device too: the sentence, not the data
                 messages.append({"role": "tool", "tool_call_id": call.get("id", name), "content": json.dumps(result)})
         return " ".join(spoken) or "I couldn't finish that."

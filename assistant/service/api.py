@@ -10,28 +10,28 @@
 ``GET  /metrics``          Prometheus metrics
 =========================  ====================================================================
 
-Bound to loopback by default. On any other address a token is required (``Authorization:
-Bearer <token>``, from the environment variable ``service.token_env``) and the service refuses to
-start without one. A burst of ``/ask`` requests is queued (at most :data:`MAX_QUEUED`) and the
-rest are answered ``429 Too Many Requests`` with ``Retry-After``.
+Bound to loopback by default. Every request but ``/health`` needs the token (``Authorization:
+Bearer <token>``), a ``Host`` header naming this machine and no foreign ``Origin``; a POST needs
+``Content-Type: application/json`` (see :mod:`.auth` for why, even on loopback). A burst of
+``/ask`` requests is queued (at most :data:`MAX_QUEUED`) and the rest are answered ``429 Too Many
+Requests`` with ``Retry-After``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import hmac
 import ipaddress
 import json
 import logging
-import os
 import time
 from typing import Any
 
 from aiohttp import web
 
 from ..config import Config
-from ..errors import AssistantError, ConfigError
+from ..errors import AssistantError
+from .auth import AccessPolicy, ensure_token
 from ..events import Event, RouteDecided, StageTiming, ToolCallFinished, TurnFinished, event_type, to_dict
 from ..session import Session
 from .metrics import Metrics
@@ -42,6 +42,10 @@ log = logging.getLogger(__name__)
 
 MAX_QUEUED = 8
 """``/ask`` requests waiting at once; more are refused with 429."""
+MAX_BODY = 16 * 1024
+"""Largest ``/ask`` body accepted, bytes."""
+MAX_TEXT = 1000
+"""Longest request text accepted, characters."""
 
 
 def is_loopback(host: str) -> bool:
@@ -62,7 +66,7 @@ class ApiServer:
         metrics: Where metrics come from.
 
     Raises:
-        ConfigError: Bound to a non-loopback address without a token.
+        ConfigError: The token file cannot be created.
     """
 
     def __init__(self, session: Session, config: Config, metrics: Metrics, started_at: float | None = None) -> None:
@@ -70,12 +74,8 @@ class ApiServer:
         self.session = session
         self.metrics = metrics
         self.host, self.port = sc.host, sc.port
-        self.token = os.environ.get(sc.token_env, "")
-        if not is_loopback(self.host) and not self.token:
-            raise ConfigError(
-                f"the control API would listen on {self.host} without a token",
-                hint=f"set ${sc.token_env} to a long random string, or bind service.host to 127.0.0.1",
-            )
+        self.token = ensure_token(config)
+        self.access = AccessPolicy(config, self.token)
         self.started_at = started_at or time.time()
         self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=500)
         self._seq = 0
@@ -126,10 +126,11 @@ class ApiServer:
 
     @web.middleware
     async def _auth(self, request: web.Request, handler):
-        if request.path != "/health" and self.token:
-            given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-            if not hmac.compare_digest(given, self.token):
-                return web.json_response({"error": "missing or wrong token", "hint": "send Authorization: Bearer <token>"}, status=401)
+        refused = self.access.check(request.method, request.path, request.headers)
+        if refused is not None:
+            status, why = refused
+            hint = {401: "send Authorization: Bearer <token> (the token is in <data dir>/api-token)"}.get(status, "")
+            return web.json_response({"error": why, "hint": hint}, status=status)
         return await handler(request)
 
     async def start(self) -> None:
@@ -142,7 +143,7 @@ class ApiServer:
             raise AssistantError(f"cannot listen on {self.host}:{self.port}: {exc}", hint="is another instance running? change service.port") from None
         if self.port == 0:
             self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        log.info("control API listening", extra={"host": self.host, "port": self.port, "auth": bool(self.token)})
+        log.info("control API listening", extra={"host": self.host, "port": self.port})
 
     async def close(self) -> None:
         for q in list(self._subscribers):
@@ -194,11 +195,15 @@ class ApiServer:
         return resp
 
     async def ask(self, request: web.Request) -> web.Response:
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            return web.json_response({"error": f"the request body is larger than {MAX_BODY} bytes"}, status=413)
         try:
-            body = await request.json()
+            body = json.loads(await request.content.read(MAX_BODY + 1))
             text = str(body["text"]).strip()
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
             return web.json_response({"error": 'send JSON like {"text": "turn on the lamp"}'}, status=400)
+        if len(text) > MAX_TEXT:
+            return web.json_response({"error": f"text is longer than {MAX_TEXT} characters"}, status=413)
         if not text:
             return web.json_response({"error": "text is empty"}, status=400)
         if self._waiting >= MAX_QUEUED:

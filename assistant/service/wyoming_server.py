@@ -14,11 +14,21 @@ package: JSON headers + PCM payloads over TCP). One server offers:
   spoken reply streamed back — so a second box can use this one as its brain.
 
 Audio is 16 kHz mono 16-bit in, and the voice's rate out (announced in ``audio-start``).
+
+Wyoming has **no authentication and no encryption**: anything that can open the port can use the
+router and every tool (unlock the door included, after a spoken "yes" it sends itself). So the
+server listens on loopback unless ``service.wyoming_host`` says otherwise, and accepts
+connections only from loopback and the addresses in ``service.wyoming_allow``. Events are read
+with bounds (a header line of at most 64 KiB, at most 64 KiB of data and 1 MiB of payload per
+event, at most ``service.wyoming_max_audio_s`` of audio per request), so a hostile client cannot
+make the service hold unbounded memory.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import json
 import logging
 from functools import partial
 
@@ -34,6 +44,101 @@ from ..speech.wake import WakeStage, WakeWordModel, phrase_from_model_name
 __all__ = ["WyomingService"]
 
 log = logging.getLogger(__name__)
+
+MAX_LINE = 64 * 1024
+"""Longest event header line, bytes."""
+MAX_DATA = 64 * 1024
+"""Most event data (JSON) per event, bytes."""
+MAX_PAYLOAD = 1024 * 1024
+"""Most payload (audio) per event, bytes."""
+
+
+async def read_event_bounded(reader: asyncio.StreamReader):
+    """One Wyoming event, or None at the end of the stream or when the client breaks the bounds."""
+    from wyoming.event import Event  # noqa: PLC0415
+
+    try:
+        line = await reader.readuntil(b"\n")
+    except asyncio.IncompleteReadError:
+        return None
+    except asyncio.LimitOverrunError:
+        log.warning("wyoming client sent a header line over %d bytes; disconnecting", MAX_LINE)
+        return None
+    try:
+        header = json.loads(line)
+        data_length = int(header.get("data_length") or 0)
+        payload_length = int(header.get("payload_length") or 0)
+        data = header.get("data") or {}
+        etype = str(header["type"])
+    except (ValueError, TypeError, KeyError, AttributeError):
+        log.warning("wyoming client sent a malformed event header; disconnecting")
+        return None
+    if not 0 <= data_length <= MAX_DATA or not 0 <= payload_length <= MAX_PAYLOAD or not isinstance(data, dict):
+        log.warning("wyoming client sent an event over the size limits (data %s, payload %s bytes); disconnecting", data_length, payload_length)
+        return None
+    try:
+        if data_length:
+            extra = json.loads(await reader.readexactly(data_length))
+            if not isinstance(extra, dict):
+                return None
+            data.update(extra)
+        payload = await reader.readexactly(payload_length) if payload_length else None
+    except (asyncio.IncompleteReadError, ValueError):
+        return None
+    return Event(type=etype, data=data, payload=payload)
+
+
+class WakeModelPool:
+    """openWakeWord models for Wyoming clients, loaded once and off the event loop.
+
+    A model keeps per-stream state, so each detecting client borrows one (reset) and gives it back;
+    at most ``size`` clients detect at once.
+    """
+
+    def __init__(self, load, size: int = 4) -> None:
+        self._load = load
+        self._free: list = []
+        self._made = 0
+        self._size = size
+        self._cond = asyncio.Condition()
+
+    async def acquire(self):
+        async with self._cond:
+            while not self._free and self._made >= self._size:
+                await self._cond.wait()
+            if self._free:
+                model = self._free.pop()
+            else:
+                self._made += 1
+                try:
+                    model = await asyncio.to_thread(self._load)
+                except BaseException:
+                    self._made -= 1
+                    raise
+        await asyncio.to_thread(model.reset)
+        return model
+
+    async def release(self, model) -> None:
+        async with self._cond:
+            self._free.append(model)
+            self._cond.notify()
+
+
+def allowed_peer(address: str, allow: list[str]) -> bool:
+    """Loopback, or an address or network in ``service.wyoming_allow``."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if ip.is_loopback:
+        return True
+    for entry in allow:
+        try:
+            if ip in ipaddress.ip_network(entry, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
 
 
 def _info(session: Session):
@@ -78,11 +183,31 @@ class _Handler:
         self.pending = np.zeros(0, dtype=np.int16)
         self.done = False
 
+        self.max_samples = int(service.session.config.service.wyoming_max_audio_s * SAMPLE_RATE)
+        self.samples = 0
+        self.wake_model = None
         outer = self
 
         class Handler(AsyncEventHandler):
             async def handle_event(self, event) -> bool:
                 return await outer.handle(event)
+
+            async def run(self) -> None:  # the library's loop, with bounded reads and the peer check
+                peer = (writer.get_extra_info("peername") or ("", 0))[0]
+                if not allowed_peer(peer, service.allow):
+                    log.warning("wyoming connection from %s refused (not loopback, not in service.wyoming_allow)", peer)
+                    writer.close()
+                    return
+                try:
+                    while True:
+                        event = await read_event_bounded(reader)
+                        if event is None or not await self.handle_event(event):
+                            break
+                except (ConnectionError, asyncio.CancelledError):
+                    pass
+                finally:
+                    await outer.release()
+                    writer.close()
 
         self.handler = Handler(reader, writer)
 
@@ -101,11 +226,11 @@ class _Handler:
             await self.write(_info(self.session))
             return True
         if Transcribe.is_type(event.type):
-            self.mode, self.audio = "transcribe", []
+            self.mode, self.audio, self.samples = "transcribe", [], 0
             return True
         if Detect.is_type(event.type):
-            self.mode = "detect"
-            self.wake = WakeStage(self.service.new_wake_model(), self.session.config.wake)
+            self.mode, self.samples = "detect", 0
+            self.wake = WakeStage(await self.borrow_wake_model(), self.session.config.wake)
             return True
         if RunPipeline.is_type(event.type):
             run = RunPipeline.from_event(event)
@@ -113,8 +238,9 @@ class _Handler:
             self.pipeline_end = run.end_stage.value
             cfg = self.session.config
             self.endpointer = Endpointer(cfg.endpoint)
+            self.samples = 0
             if run.start_stage == PipelineStage.WAKE:
-                self.wake = WakeStage(self.service.new_wake_model(), cfg.wake)
+                self.wake = WakeStage(await self.borrow_wake_model(), cfg.wake)
             else:
                 self.endpointer.start(0)
             if run.start_stage == PipelineStage.TTS and run.announce_text:
@@ -145,7 +271,26 @@ class _Handler:
             return True
         return True
 
+    async def borrow_wake_model(self):
+        if self.wake_model is None:
+            self.wake_model = await self.service.wake_models.acquire()
+        else:
+            await asyncio.to_thread(self.wake_model.reset)
+        return self.wake_model
+
+    async def release(self) -> None:
+        if self.wake_model is not None:
+            await self.service.wake_models.release(self.wake_model)
+            self.wake_model = None
+
     async def audio_in(self, samples: np.ndarray) -> bool:
+        self.samples += samples.shape[0]
+        if self.samples > self.max_samples:
+            from wyoming.error import Error  # noqa: PLC0415
+
+            log.warning("wyoming client streamed more than %.0f s of audio for one request; disconnecting", self.max_samples / SAMPLE_RATE)
+            await self.write(Error(text=f"more than {self.max_samples / SAMPLE_RATE:.0f} s of audio", code="audio-too-long"))
+            return False
         if self.mode == "transcribe":
             self.audio.append(samples)
             return True
@@ -253,12 +398,14 @@ class WyomingService:
     def __init__(self, session: Session, config: Config) -> None:
         require("wyoming", "service", "the Wyoming server")
         self.session = session
-        self.uri = f"tcp://{config.service.host}:{config.service.wyoming_port}"
+        self.uri = f"tcp://{config.service.wyoming_host}:{config.service.wyoming_port}"
+        self.allow = list(config.service.wyoming_allow)
         self.lock = asyncio.Lock()
         self.server = None
+        self.wake_models = WakeModelPool(self._load_wake_model)
 
-    def new_wake_model(self) -> WakeWordModel:
-        """A wake model of its own for a connection (openWakeWord keeps per-stream state)."""
+    def _load_wake_model(self) -> WakeWordModel:
+        """A wake model for the pool (openWakeWord keeps per-stream state, so a client borrows one)."""
         from ..app import load_wake_model, model_store  # noqa: PLC0415
 
         return load_wake_model(self.session.config, model_store(self.session.config))

@@ -19,6 +19,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -100,6 +101,17 @@ class ModelStore:
     # ------------------------------------------------------------------ bookkeeping
 
     def model_dir(self, name: str) -> Path:
+        """The folder of model ``name`` inside the store.
+
+        Raises:
+            ModelError: The name is not a plain model name ("../x", "/etc", "a/b"): every store
+                path stays inside the store root.
+        """
+        if not _MODEL_NAME.fullmatch(name or ""):
+            raise ModelError(f"'{name}' is not a model name", hint="model names are letters, digits, '.', '_' and '-' (see `assistant models list`)")
+        path = (self.root / name).resolve()
+        if path.parent != self.root.resolve():
+            raise ModelError(f"'{name}' points outside the model store {self.root}")
         return self.root / name
 
     def _read_json(self, path: Path) -> dict:
@@ -143,6 +155,10 @@ class ModelStore:
         custom = self.model_dir(name) / ".entry.json"
         if custom.exists():
             raw = self._read_json(custom)
+            mdir = self.model_dir(name)
+            for rel in [raw.get("main", "."), *raw.get("files", {})]:
+                if not inside(mdir, mdir / str(rel)):
+                    raise ModelError(f"model '{name}' lists a file outside its folder ({rel})", hint=f"remove it: assistant models remove {name}")
             return ModelEntry(
                 name=name, kind=raw["kind"], engine=raw.get("engine", ""), description=raw.get("description", "imported"),
                 license=raw.get("license", "unknown"), restrictive=False, language=raw.get("language", ""),
@@ -493,6 +509,18 @@ def _copy(src: Path, dest: Path) -> None:
         if exc.errno == errno.ENOSPC:
             raise ModelError(f"disk full while copying {src} into the store", hint="free some space") from None
         raise ModelError(f"cannot copy {src} to {dest}: {exc}") from None
+
+
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def inside(root: Path, path: Path) -> bool:
+    """Whether ``path`` (resolved, symlinks followed) is ``root`` or lies under it."""
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return False
+    return True
 
 
 def _is_path(ref: str) -> bool:
