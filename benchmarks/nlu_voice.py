@@ -132,15 +132,19 @@ def recording(case: Case, voice: Voice, noise: np.ndarray, snr_db: float, yes: b
 
 
 def invented_names(transcripts: list[str], said: list[str], names: list[str]) -> list[str]:
-    """Device or area names in the transcripts that were not in what was said (normalised, whole words)."""
+    """Device or area names in the transcripts that were not said: the name is in a transcript and
+    no stretch of what was said is close to it (rapidfuzz partial ratio < 80, so "patio door lock"
+    heard for "patio door locked" is not an invention, "Office" in front of a command is)."""
+    from rapidfuzz import fuzz
+
     from assistant.home import normalize
 
     heard = " " + " ".join(normalize(t) for t in transcripts) + " "
-    spoken = " " + " ".join(normalize(t) for t in said) + " "
+    spoken = " ".join(normalize(t) for t in said)
     out = []
     for n in names:
         k = normalize(n)
-        if len(k) >= 3 and f" {k} " in heard and f" {k} " not in spoken:
+        if len(k) >= 3 and f" {k} " in heard and fuzz.partial_ratio(k, spoken) < 80:
             out.append(n)
     return out
 

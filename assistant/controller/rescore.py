@@ -13,6 +13,7 @@ otherwise fail.
 
 from __future__ import annotations
 
+import difflib
 from typing import TYPE_CHECKING
 
 from rapidfuzz import fuzz
@@ -90,7 +91,13 @@ class TranscriptRescorer:
         return list(dict.fromkeys(out))[: self.limit]
 
     def choose(self, first: str, second: str) -> str:
-        """The second transcript if the router understands it and it is not a repetition loop."""
-        if second and not is_loop(second) and self.understands(second):
-            return second
-        return first
+        """The second transcript if the router understands it, it is not a repetition loop, and the
+        biasing did not *add* words (a name written over the tail of the wake word, "Office, and
+        lock the smart lock": a biased Whisper puts a name on any sound it cannot place)."""
+        if not second or is_loop(second) or not self.understands(second):
+            return first
+        a, b = normalize(first).split(), normalize(second).split()
+        for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+            if op == "insert" or (op == "replace" and (j2 - j1) > (i2 - i1) + 1):
+                return first
+        return second
