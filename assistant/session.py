@@ -22,6 +22,9 @@ from .bus import EventBus
 from .errors import AudioDeviceError
 from .config import Config
 from .events import TimerFired
+from .engine.arbiter import Request
+from .engine.timing import TurnTimings
+from .engine.context import LOCAL
 from .pipeline import Pipeline
 from .toolkit.registry import ConfirmationRequest, ConfirmHook
 
@@ -74,11 +77,15 @@ class Session:
         self.started_at = 0.0
         self.load_s = 0.0
         self.device_errors: list[str] = []
+        self.timings = TurnTimings()
+        """Per-turn stage timings (the API's status, the logs and the TUI read it)."""
+        self.bus.subscribe(self.timings)
 
     async def _confirm_hook(self, req: ConfirmationRequest) -> bool:
+        """Confirmations of typed requests: the front end's hook (a TUI dialog), else by voice."""
         if self._confirm is not None:
             return await self._confirm(req)
-        if self.pipeline is not None and self.pipeline.listener is not None and self.pipeline.asr is not None:
+        if self.pipeline is not None:
             return await self.pipeline.ask_yes_no(req.prompt)
         return False
 
@@ -124,10 +131,20 @@ class Session:
         self.pipeline = Pipeline(
             self.config, self.speech.listener, asr=self.speech.asr, tts=self.speech.tts, responder=self.controller.router,
             sink=self.sink, bus=self.bus, verifier=self.speech.verifier, rescorer=self.controller.rescorer,
+            reopen_sink=self._reopen_speaker if opts.output_file is None and opts.speak else None,
         )
         self.bus.subscribe(self._on_event)
         self.load_s = time.perf_counter() - t0
         self.started_at = time.time()
+
+    def _reopen_speaker(self) -> AudioSink | None:
+        """A new speaker after the old one stopped playing (or None: replies as text until it is back)."""
+        try:
+            self.sink = SpeakerSink(self.config.audio.output_device, self.config.audio.output_sample_rate)
+        except AudioDeviceError as exc:
+            log.error("no speaker, replies are not spoken: %s", exc.message)
+            self.sink = None
+        return self.sink
 
     def _on_event(self, event) -> None:
         if isinstance(event, TimerFired) and self.pipeline is not None:
@@ -140,10 +157,22 @@ class Session:
             return
         await self.pipeline.run(self.source)
 
-    async def ask(self, text: str) -> str:
-        """A typed request through the same router; spoken if the session speaks."""
+    async def ask(self, text: str, *, origin: str = LOCAL, channel=None) -> str:
+        """A typed request through the turn arbiter; spoken if the session speaks.
+
+        Args:
+            text: The request.
+            origin: Whose conversation it is (the device's own by default).
+            channel: Where the answer goes (default: the device's speaker, confirmations by the
+                front end's hook or by voice).
+
+        Raises:
+            Busy: Too many requests are waiting.
+        """
         assert self.pipeline is not None
-        return await self.pipeline.handle_text(text, speak=self.sink is not None)
+        if channel is not None:
+            return await self.pipeline.arbiter.submit(Request(text=text, channel=channel, origin=origin))
+        return await self.pipeline.handle_text(text, speak=self.sink is not None, origin=origin, confirm=self._confirm_hook)
 
     async def interrupt(self) -> None:
         """Stop speaking now."""
@@ -164,6 +193,8 @@ class Session:
         return self.pipeline.state.value if self.pipeline else "starting"
 
     async def close(self) -> None:
+        if self.pipeline is not None:
+            await self.pipeline.close()
         if self.source is not None:
             await self.source.close()
         if self.sink is not None:

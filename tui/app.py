@@ -24,13 +24,12 @@ from assistant.events import (
     Event,
     PartialTranscript,
     RemoteCall,
-    StageTiming,
     StateChanged,
     TimerFired,
     ToolCallFinished,
     TurnFinished,
-    TurnStarted,
 )
+from assistant.engine.timing import TurnTimings
 from assistant.session import Session, SessionOptions
 from assistant.toolkit.registry import ConfirmationRequest
 
@@ -64,7 +63,8 @@ class JarvisApp(App):
         self.config_path = config_path
         self.session = Session(config, options or SessionOptions())
         self.session.set_confirm(self._confirm)
-        self._timings: dict[str, float] = {}
+        self.timings = TurnTimings()
+        """The same per-turn aggregation the service's API and logs use, fed from the event stream."""
         self._muted = False
         self.ready = asyncio.Event()
         self.start_error: str | None = None
@@ -140,6 +140,7 @@ class JarvisApp(App):
             self.voice_loop()
         while True:
             event = await queue.get()
+            self.timings(event)
             self.on_assistant_event(event)
 
     @work(group="voice")
@@ -162,16 +163,11 @@ class JarvisApp(App):
             self._show_state(event.state.value)
         elif isinstance(event, PartialTranscript):
             self.query_one("#partial", Static).update(f"… {event.text}")
-        elif isinstance(event, TurnStarted):
-            self._timings = {}
-        elif isinstance(event, StageTiming):
-            self._timings[event.stage] = self._timings.get(event.stage, 0.0) + event.ms
         elif isinstance(event, ToolCallFinished):
-            self._timings["tool"] = self._timings.get("tool", 0.0) + event.duration_ms
             self.refresh_timers()
         elif isinstance(event, TurnFinished):
             self.query_one("#partial", Static).update("")
-            self.query_one(LatencyTable).show_turn(self._timings)
+            self.query_one(LatencyTable).show_turn(self.timings.of(event.turn))
         elif isinstance(event, RemoteCall):
             self.query_one("#remote-marker", Static).update("⇪ REMOTE")
             self.refresh_audit()

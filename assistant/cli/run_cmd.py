@@ -17,9 +17,7 @@ from ..events import (
     FinalTranscript,
     Reply,
     RouteDecided,
-    StageTiming,
     ToolCallFinished,
-    TurnFinished,
     WakeDetected,
 )
 from ..session import Session, SessionOptions
@@ -47,7 +45,6 @@ class ConversationPrinter:
 
     def __init__(self, out=sys.stdout) -> None:
         self.out = out
-        self.timings: dict[int | None, dict[str, float]] = {}
 
     def __call__(self, e: Event) -> None:
         p = lambda s: print(s, file=self.out, flush=True)  # noqa: E731
@@ -63,13 +60,12 @@ class ConversationPrinter:
             p(f"  jarvis: {e.text}")
         elif isinstance(e, ErrorEvent):
             p(f"  error:  {e.stage}: {e.message}")
-        elif isinstance(e, StageTiming):
-            self.timings.setdefault(e.turn, {})[e.stage] = self.timings.get(e.turn, {}).get(e.stage, 0.0) + e.ms
-        elif isinstance(e, TurnFinished):
-            t = self.timings.pop(e.turn, {})
-            keys = [k for k in ("endpoint", "asr", "fast_path", "llm_first_token", "llm", "remote", "tts_first_audio", "first_audio") if k in t]
-            if keys:
-                p("  ms:     " + " · ".join(f"{k} {t[k]:.0f}" for k in keys))
+
+    def turn_finished(self, turn: int | None, ok: bool, t: dict[str, float]) -> None:
+        """Where a turn's time went (from the session's :class:`~assistant.engine.timing.TurnTimings`)."""
+        keys = [k for k in ("endpoint", "asr", "fast_path", "tolerant", "llm_first_token", "llm", "remote", "tts_first_audio", "first_audio") if k in t]
+        if keys:
+            print("  ms:     " + " · ".join(f"{k} {t[k]:.0f}" for k in keys), file=self.out, flush=True)
 
 
 def ensure_models(config: Config, *, pull: bool) -> Config:
@@ -108,8 +104,9 @@ async def run(args: argparse.Namespace, config: Config) -> int:
     config = config_of(args, config)
     config = await asyncio.to_thread(ensure_models, config, pull=not args.no_pull)
     bus = EventBus()
+    printer = ConversationPrinter()
     if not args.quiet:
-        bus.subscribe(ConversationPrinter())
+        bus.subscribe(printer)
     writer = JsonlWriter(args.events) if args.events else None
     if writer is not None:
         bus.subscribe(writer)
@@ -118,6 +115,8 @@ async def run(args: argparse.Namespace, config: Config) -> int:
         realtime=args.realtime, notice=warn,
     )
     session = Session(config, options, bus=bus)
+    if not args.quiet:
+        session.timings.on_finished(printer.turn_finished)
     try:
         await session.start()
         if not args.quiet:

@@ -228,7 +228,10 @@ class FastPath:
         """
         t0 = time.perf_counter()
         if context is None:
-            context = {"area": self.area} if self.area else {}
+            from ..engine.context import current  # noqa: PLC0415
+
+            area = current().area or self.area
+            context = {"area": area} if area else {}
         clean = text.strip()
         if not clean:
             return None

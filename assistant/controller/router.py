@@ -21,9 +21,11 @@ from __future__ import annotations
 import logging
 import re
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, AsyncIterator
 
 from ..bus import EventBus
+from ..engine.context import current as current_turn
 from ..config import Config
 from ..events import RouteDecided, StageTiming
 from ..toolkit.registry import ConfirmHook, ToolOutcome, ToolRegistry
@@ -44,6 +46,12 @@ log = logging.getLogger(__name__)
 CANNOT_HELP = "Sorry, I can't help with that. I can control your home, set timers, take notes and answer simple questions."
 
 _ASK_REMOTE = re.compile(r"\b(ask (the )?(cloud|remote|big model|server)|use the (cloud|remote|big model))\b", re.I)
+
+
+@dataclass
+class _OriginState:
+    conversation: Conversation
+    pending: PendingQuestion | None = None
 
 
 class Router:
@@ -79,10 +87,36 @@ class Router:
         self.local = local
         self.remote = remote
         self.confirm = confirm
-        self.conversation = Conversation(max_turns=config.llm.history_turns)
-        self.pending: PendingQuestion | None = None
-        """The question the assistant asked and is waiting to hear answered, if any."""
+        self._origins: dict[str, _OriginState] = {}
         self._answered = False
+
+    # ------------------------------------------------------------------ per-origin state
+
+    def _origin(self) -> "_OriginState":
+        key = current_turn().origin
+        state = self._origins.get(key)
+        if state is None:
+            state = self._origins[key] = _OriginState(Conversation(max_turns=self.config.llm.history_turns))
+        return state
+
+    @property
+    def conversation(self) -> Conversation:
+        """The conversation of the current turn's origin (the device's own outside a turn): a
+        satellite in the kitchen has its own follow-ups, and the API caller its own."""
+        return self._origin().conversation
+
+    @property
+    def pending(self) -> PendingQuestion | None:
+        """The question the assistant asked the current origin and is waiting to hear answered."""
+        return self._origin().pending
+
+    @pending.setter
+    def pending(self, question: PendingQuestion | None) -> None:
+        self._origin().pending = question
+
+    def _confirm(self) -> ConfirmHook | None:
+        """Where to ask for confirmation: the origin's own channel, else the default hook."""
+        return current_turn().confirm or self.confirm
 
     @property
     def expects_reply(self) -> bool:
@@ -118,7 +152,7 @@ class Router:
             reason = "no template or tolerant match" if self.fast_path is not None else "fast path off"
             self._route("local_llm", reason, turn)
             result = None
-            async for piece in self.local.respond(text, turn=turn, conversation=self.conversation, confirm=self.confirm):
+            async for piece in self.local.respond(text, turn=turn, conversation=self.conversation, confirm=self._confirm()):
                 if isinstance(piece, str):
                     yield piece
                 else:
@@ -129,7 +163,7 @@ class Router:
         else:
             escalate_reason = "the user asked for the remote model" if wants_remote else "no local tier could answer"
         if self.remote is not None and self.remote.available():
-            async for piece in self.remote.respond(text, turn=turn, reason=escalate_reason, conversation=self.conversation, confirm=self.confirm):
+            async for piece in self.remote.respond(text, turn=turn, reason=escalate_reason, conversation=self.conversation, confirm=self._confirm()):
                 yield piece
             return
         why = escalate_reason if self.remote is None else f"{escalate_reason}; {self.remote.unavailable_reason()}"
@@ -189,7 +223,7 @@ class Router:
         """Run tool calls one after the other and say what each did; a question back stops the rest."""
         said = []
         for tool, args in calls:
-            outcome = await self.registry.call(tool, args, turn=turn, confirm=self.confirm)
+            outcome = await self.registry.call(tool, args, turn=turn, confirm=self._confirm())
             self.conversation.add_tool_call(tool, outcome.arguments, outcome.for_model())
             if outcome.clarification is not None:
                 self._ask(tool, outcome, turn)

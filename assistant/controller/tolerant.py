@@ -303,8 +303,15 @@ class TolerantMatcher:
 
     def __init__(self, registry: ToolRegistry, area: str = "") -> None:
         self.registry = registry
-        self.area = area
+        self._area = area
         self._explicit = False
+
+    @property
+    def area(self) -> str:
+        """The area the request came from (a satellite's room), else this device's."""
+        from ..engine.context import current  # noqa: PLC0415
+
+        return current().area or self._area
 
     def _home(self) -> HomeSnapshot | None:
         home = self.registry.service("home")

@@ -5,7 +5,10 @@
 ``GET  /status``           state, mute, models, turn count, the last turn's timings, recent errors
 ``GET  /events?last=N``    the most recent events (JSON list)
 ``GET  /events/stream``    events as they happen (Server-Sent Events)
-``POST /ask``              ``{"text": "..."}`` → ``{"reply": ..., "route": ..., "tool_calls": [...]}``
+``POST /ask``              ``{"text": "..."}`` → ``{"reply": ..., "route": ..., "tool_calls": [...]}``; when the
+                           turn asks something (a confirmation), the reply is the question with
+                           ``"awaiting_answer": true``, and the next ``/ask`` answers it
+``POST /interrupt``        stop the reply and the turn in progress
 ``POST /mute``, ``/unmute``  stop or resume listening to the microphone
 ``GET  /metrics``          Prometheus metrics
 =========================  ====================================================================
@@ -32,7 +35,10 @@ from aiohttp import web
 from ..config import Config
 from ..errors import AssistantError
 from .auth import AccessPolicy, ensure_token
-from ..events import Event, RouteDecided, StageTiming, ToolCallFinished, TurnFinished, event_type, to_dict
+from ..engine.arbiter import Busy, Request
+from ..engine.channels import ApiChannel
+from ..engine.speaker import Speaker
+from ..events import Event, RouteDecided, ToolCallFinished, event_type, to_dict
 from ..session import Session
 from .metrics import Metrics
 
@@ -80,11 +86,9 @@ class ApiServer:
         self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=500)
         self._seq = 0
         self._subscribers: set[asyncio.Queue] = set()
-        self._ask_lock = asyncio.Lock()
-        self._waiting = 0
-        self.turns = 0
-        self.last_turn: dict[str, Any] = {}
-        self._timings: dict[int | None, dict[str, float]] = {}
+        self._channel: ApiChannel | None = None
+        self._turn: asyncio.Task | None = None
+        self._turn_request: Request | None = None
         self.errors: collections.deque[dict[str, Any]] = collections.deque(maxlen=20)
         self._runner: web.AppRunner | None = None
         session.bus.subscribe(self._on_event)
@@ -100,12 +104,7 @@ class ApiServer:
         for q in list(self._subscribers):
             if q.qsize() < 1000:
                 q.put_nowait(d)
-        if isinstance(e, StageTiming):
-            self._timings.setdefault(e.turn, {})[e.stage] = self._timings.get(e.turn, {}).get(e.stage, 0.0) + e.ms
-        elif isinstance(e, TurnFinished):
-            self.turns += 1
-            self.last_turn = {"turn": e.turn, "ok": e.ok, "timings_ms": {k: round(v, 1) for k, v in self._timings.pop(e.turn, {}).items()}}
-        elif event_type(e) == "error":
+        if event_type(e) == "error":
             self.errors.append(d)
 
     # ------------------------------------------------------------------ app
@@ -118,6 +117,7 @@ class ApiServer:
             web.get("/events", self.events),
             web.get("/events/stream", self.stream),
             web.post("/ask", self.ask),
+            web.post("/interrupt", self.interrupt),
             web.post("/mute", self.mute),
             web.post("/unmute", self.unmute),
             web.get("/metrics", self.metrics_handler),
@@ -160,7 +160,7 @@ class ApiServer:
         cfg = self.session.config
         pipe = self.session.pipeline
         return web.json_response({
-            "state": self.session.state, "muted": bool(pipe and pipe.muted), "turns": self.turns, "last_turn": self.last_turn,
+            "state": self.session.state, "muted": bool(pipe and pipe.muted), "turns": self.session.timings.turns, "last_turn": self.session.timings.last,
             "models": {"wake": cfg.wake.models, "asr": cfg.asr.model, "tts": cfg.tts.voice, "llm": cfg.llm.model if cfg.llm.enabled else None},
             "input": str(self.session.options.input_file or "microphone"), "load_s": round(self.session.load_s, 2),
             "errors": list(self.errors), "uptime_s": round(time.time() - self.started_at, 1),
@@ -206,22 +206,48 @@ class ApiServer:
             return web.json_response({"error": f"text is longer than {MAX_TEXT} characters"}, status=413)
         if not text:
             return web.json_response({"error": "text is empty"}, status=400)
-        if self._waiting >= MAX_QUEUED:
-            return web.json_response({"error": "too many requests waiting; try again shortly"}, status=429, headers={"Retry-After": "2"})
-        self._waiting += 1
+        channel = self._api_channel()
+        if channel.waiting_for_answer and self._turn is not None and not self._turn.done():
+            channel.answer(text)  # the answer to the question the API caller's turn asked
+        else:
+            if self.session.pipeline is not None and self.session.pipeline.arbiter.waiting >= MAX_QUEUED:
+                return web.json_response({"error": "too many requests waiting; try again shortly"}, status=429, headers={"Retry-After": "2"})
+            self._turn_request = Request(text=text, channel=channel, origin="api")
+            assert self.session.pipeline is not None
+            self._turn = asyncio.create_task(self.session.pipeline.arbiter.submit(self._turn_request))
+        turn_task, req = self._turn, self._turn_request
+        asked = asyncio.create_task(channel.asked.wait())
         try:
-            async with self._ask_lock:
-                start = len(self.recent)
-                seq0 = self._seq
-                reply = await self.session.ask(text)
+            await asyncio.wait({turn_task, asked}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            asked.cancel()
+        if not turn_task.done():
+            return web.json_response({"reply": channel.question, "awaiting_answer": True, "turn": req.turn if req else None})
+        try:
+            reply = turn_task.result()
+        except Busy as exc:
+            return web.json_response({"error": exc.message}, status=429, headers={"Retry-After": "2"})
         except AssistantError as exc:
             return web.json_response({"error": exc.message, "hint": exc.hint}, status=500)
-        finally:
-            self._waiting -= 1
-        new = [d for d in self.recent if d["seq"] > seq0] if start is not None else []
+        turn = req.turn if req else None
+        new = [d for d in self.recent if d.get("turn") == turn] if turn is not None else []
         route = next((d["route"] for d in reversed(new) if d["type"] == event_type(RouteDecided)), None)
         calls = [{"tool": d["tool"], "ok": d["ok"], "result": d["result"], "error": d["error"]} for d in new if d["type"] == event_type(ToolCallFinished)]
-        return web.json_response({"reply": reply, "route": route, "tool_calls": calls})
+        return web.json_response({"reply": reply, "route": route, "tool_calls": calls, "turn": turn})
+
+    def _api_channel(self) -> ApiChannel:
+        if self._channel is None:
+            assert self.session.pipeline is not None
+            self._channel = ApiChannel(Speaker(None, None, self.session.bus, self.session.config.tts))
+        return self._channel
+
+    async def interrupt(self, request: web.Request) -> web.Response:
+        stopped = False
+        if self.session.pipeline is not None:
+            stopped = await self.session.pipeline.arbiter.interrupt("api")
+            if self.session.pipeline.voice is not None:
+                await self.session.pipeline.voice.cancel_turn()
+        return web.json_response({"interrupted": stopped})
 
     async def mute(self, request: web.Request) -> web.Response:
         self.session.set_muted(True)

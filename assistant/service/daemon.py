@@ -26,7 +26,7 @@ from ..audio.io import PacedSink
 from ..bus import EventBus
 from ..config import Config, load_config
 from ..errors import AssistantError, AudioDeviceError
-from ..events import Event, FinalTranscript, Reply, RouteDecided, StageTiming, TurnFinished
+from ..events import Event, FinalTranscript, Reply, RouteDecided, TurnFinished
 from ..session import Session, SessionOptions
 from .api import ApiServer
 from .metrics import Metrics
@@ -65,26 +65,26 @@ def setup_json_logging(level: int = logging.INFO) -> None:
 
 
 class TurnLogger:
-    """One log line per finished turn (what was heard, the route, the reply, timings)."""
+    """One log line per finished turn: what was heard, the route, the reply, and the timings
+    (from the session's :class:`~assistant.engine.timing.TurnTimings`)."""
 
     def __init__(self) -> None:
         self.turns: dict[int | None, dict[str, Any]] = {}
 
     def __call__(self, e: Event) -> None:
-        t = self.turns.setdefault(e.turn, {"timings_ms": {}}) if e.turn is not None else None
-        if t is None:
+        if e.turn is None:
             return
+        t = self.turns.setdefault(e.turn, {})
         if isinstance(e, FinalTranscript):
             t["heard"] = e.text
         elif isinstance(e, RouteDecided):
             t["route"], t["reason"] = e.route, e.reason
         elif isinstance(e, Reply):
             t["reply"] = e.text
-        elif isinstance(e, StageTiming):
-            t["timings_ms"][e.stage] = round(t["timings_ms"].get(e.stage, 0.0) + e.ms, 1)
-        elif isinstance(e, TurnFinished):
-            info = self.turns.pop(e.turn, {})
-            log.info("turn", extra={"turn": e.turn, "ok": e.ok, **info})
+
+    def turn_finished(self, turn: int | None, ok: bool, timings: dict[str, float]) -> None:
+        info = self.turns.pop(turn, {})
+        log.info("turn", extra={"turn": turn, "ok": ok, **info, "timings_ms": {k: round(v, 1) for k, v in timings.items()}})
 
 
 class Service:
@@ -174,16 +174,19 @@ class Service:
         while True:
             bus = EventBus()
             metrics = Metrics()
+            turn_log = TurnLogger()
             bus.subscribe(metrics)
-            bus.subscribe(TurnLogger())
+            bus.subscribe(turn_log)
             options = self.options
             session = Session(self.config, options, bus=bus)
+            session.timings.on_finished(metrics.turn_finished)
+            session.timings.on_finished(turn_log.turn_finished)
             self.session = session
             try:
                 await session.start()
                 if options.output_file is not None and session.sink is not None and options.realtime:
                     session.sink = PacedSink(session.sink)  # a file that plays like a speaker
-                    session.pipeline.sink = session.sink
+                    session.pipeline.set_sink(session.sink)
                 self._restore_conversation()
                 bus.subscribe(self._save_conversation)
                 self.api = ApiServer(session, self.config, metrics, started_at=self.started_at)

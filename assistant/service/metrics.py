@@ -9,7 +9,6 @@ from ..events import (
     Event,
     RemoteCall,
     RouteDecided,
-    StageTiming,
     StateChanged,
     ToolCallFinished,
     TurnFinished,
@@ -52,11 +51,14 @@ class Metrics:
             self.tools.labels(tool=e.tool, ok=str(e.ok).lower()).inc()
         elif isinstance(e, ErrorEvent):
             self.errors.labels(stage=e.stage).inc()
-        elif isinstance(e, StageTiming):
-            self.latency.labels(stage=e.stage).observe(e.ms / 1000.0)
         elif isinstance(e, StateChanged):
             self.state.clear()
             self.state.labels(state=e.state.value).set(1)
+
+    def turn_finished(self, turn: int | None, ok: bool, timings: dict[str, float]) -> None:
+        """A finished turn's stage totals (from :class:`~assistant.engine.timing.TurnTimings`)."""
+        for stage, ms in timings.items():
+            self.latency.labels(stage=stage).observe(ms / 1000.0)
 
     def render(self) -> bytes:
         """The Prometheus text exposition format."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import importlib.metadata
 import inspect
 import logging
@@ -400,7 +401,8 @@ class ToolRegistry:
                 result = await asyncio.wait_for(tool.func(**args), timeout)
             else:
                 loop = asyncio.get_running_loop()
-                fut = loop.run_in_executor(self._pool, lambda: tool.func(**args))
+                ctx = contextvars.copy_context()  # the turn's context (origin, area) follows the call into the thread
+                fut = loop.run_in_executor(self._pool, lambda: ctx.run(tool.func, **args))
                 result = await asyncio.wait_for(fut, timeout)
         except asyncio.TimeoutError:
             return done(ToolOutcome(call_id, name, args, ok=False, error=f"The {name.replace('_', ' ')} tool did not answer within {timeout:g} seconds."))

@@ -173,6 +173,7 @@ class MqttHome(HomeBackend):
         self._waiters: dict[str, list[asyncio.Future]] = {}
         self.connected = asyncio.Event()
         self._error: BaseException | None = None
+        self._reported: set[str] = set()
 
     def _load_devices(self) -> None:
         if not self.config.devices:
@@ -214,6 +215,10 @@ class MqttHome(HomeBackend):
                 await self._client.publish(f"{Z2M}/{topic}/get", json.dumps({"state": ""}))
             else:
                 await self._client.publish(f"cmnd/{topic}/POWER", b"")
+        # take the answers in before any command, so a late one is never read as a command's confirmation
+        deadline = asyncio.get_running_loop().time() + min(2.0, self.config.timeout_s)
+        while self._reported < set(self._meta) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
 
     async def _run(self) -> None:
         import aiomqtt  # noqa: PLC0415
@@ -268,6 +273,7 @@ class MqttHome(HomeBackend):
         if new is None:
             return
         self._snap.entities = [new if e.id == new.id else e for e in self._snap.entities]
+        self._reported.add(new.id)
         self._changed(new)
         for fut in self._waiters.pop(new.id, []):
             if not fut.done():

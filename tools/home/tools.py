@@ -135,7 +135,10 @@ class HomeTools(Toolbox):
         return self.backend.snapshot()
 
     def resolver(self) -> EntityResolver:
-        return EntityResolver(self.snap, self.default_area or None)
+        """The resolver for this request: the area it came from (a satellite's room) or this device's."""
+        from assistant.engine.context import current  # noqa: PLC0415
+
+        return EntityResolver(self.snap, current().area or self.default_area or None)
 
     def _resolve(self, *, verb: str | None = None, plural: bool | None = None, **target: Any) -> Resolution:
         """Resolve a target or raise what to say: the question (several fit) or why none does."""

@@ -1,0 +1,163 @@
+"""The recogniser: an utterance → its transcript, as early as possible.
+
+* **Speculative recognition**: at the first pause of ``asr.speculative_after_ms`` the utterance so
+  far is transcribed in a worker thread while endpointing still waits; if the user does not go on,
+  the transcript is ready when the utterance ends (real-time sources only: a file read as fast as
+  possible has no pause to hide recognition in).
+* **Partial transcripts** every ``asr.partial_interval_ms`` of speech, for live captions.
+* **The final transcript**, the wake phrase stripped from its start.
+* **A second pass** biased with a few names, only when no tier understood the first
+  (:mod:`assistant.controller.rescore`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Protocol, Sequence
+
+import numpy as np
+
+from ..audio.io import SAMPLE_RATE
+from ..bus import EventBus
+from ..config import AsrConfig
+from ..events import PartialTranscript, StageTiming
+from ..speech.asr import AsrResult, SpeechRecognizer, strip_wake_phrase
+from ..speech.endpoint import UtteranceEnd
+
+if TYPE_CHECKING:
+    from ..speech.endpoint import Endpointer
+
+__all__ = ["Recognizer", "Rescorer"]
+
+
+class Rescorer(Protocol):
+    """Decides whether a transcript is understood and which names a second pass should favour."""
+
+    def names_for(self, text: str) -> Sequence[str]: ...
+
+    def choose(self, first: str, second: str) -> str: ...
+
+
+class Recognizer:
+    """Whisper for one voice loop.
+
+    Args:
+        asr: The loaded model (shared by every loop).
+        config: Speculation, partials, second pass.
+        bus: Where timings and partial transcripts go.
+        wake_phrases: Stripped from the start of transcripts.
+        rescorer: For the second pass (None: no second pass).
+    """
+
+    def __init__(self, asr: SpeechRecognizer, config: AsrConfig, bus: EventBus, wake_phrases: list[str], rescorer: Rescorer | None = None) -> None:
+        self.asr = asr
+        self.config = config
+        self.bus = bus
+        self.wake_phrases = wake_phrases
+        self.rescorer = rescorer
+        self._spec: tuple[int, asyncio.Task] | None = None
+        self._spec_busy: asyncio.Task | None = None
+        self._partial_task: asyncio.Task | None = None
+        self._partial_at = 0
+
+    # ------------------------------------------------------------------ while the user speaks
+
+    def on_frame(self, ep: "Endpointer", *, realtime: bool, turn: int | None) -> None:
+        """Called after every captured frame: start a speculation at a pause, or a partial."""
+        self._speculate(ep, realtime)
+        self._maybe_partial(ep, turn)
+
+    def _speculate(self, ep: "Endpointer", realtime: bool) -> None:
+        after = self.config.speculative_after_ms
+        if not after or not realtime:
+            return
+        n = ep.captured_samples
+        if n == 0:
+            self._spec = None
+            return
+        silence = ep.silence_ms
+        if silence == 0:
+            self._spec = None  # speech goes on: a speculation made before is stale
+            return
+        if silence < after or self._spec is not None:
+            return
+        if self._spec_busy is not None and not self._spec_busy.done():
+            return  # a stale speculation still holds the CPU; the end of the utterance will transcribe
+        task = asyncio.create_task(asyncio.to_thread(self.asr.transcribe, ep.current_audio()))
+        self._spec = (n, task)
+        self._spec_busy = task
+
+    def speculation(self) -> asyncio.Task | None:
+        """The transcription started at the current pause, if any (the turn detector reads it)."""
+        return self._spec[1] if self._spec is not None else None
+
+    def _maybe_partial(self, ep: "Endpointer", turn: int | None) -> None:
+        interval = self.config.partial_interval_ms
+        if not interval:
+            return
+        n = ep.captured_samples
+        if n == 0:
+            self._partial_at = 0
+            return
+        if n - self._partial_at < interval * SAMPLE_RATE // 1000 or (self._partial_task is not None and not self._partial_task.done()):
+            return
+        if self._spec is not None or ep.silence_ms > 0:
+            return  # in a pause: the speculative recognition has the CPU
+        self._partial_at = n
+        audio = ep.current_audio()
+
+        async def transcribe() -> None:
+            result = await asyncio.to_thread(self.asr.transcribe, audio)
+            text = strip_wake_phrase(result.text, self.wake_phrases)
+            if text:
+                self.bus.emit(PartialTranscript(text=text, turn=turn))
+
+        self._partial_task = asyncio.create_task(transcribe())
+
+    def reset(self) -> None:
+        """Forget speculation and partials (a new utterance)."""
+        self._spec = None
+        self._partial_at = 0
+
+    # ------------------------------------------------------------------ the end of the utterance
+
+    async def final(self, utt: UtteranceEnd, turn: int) -> tuple[str, AsrResult]:
+        """The utterance's transcript (wake phrase stripped, second pass applied) and the raw result.
+
+        Raises:
+            Exception: Whatever the ASR engine raised (the caller reports it).
+        """
+        spec, self._spec = self._spec, None
+        t0 = time.perf_counter()
+        if spec is not None and spec[0] <= utt.audio.shape[0]:
+            result = await spec[1]  # recognition started at the pause: often done already
+        else:
+            result = await asyncio.to_thread(self.asr.transcribe, utt.audio)
+        waited_ms = (time.perf_counter() - t0) * 1000.0
+        self.bus.emit(StageTiming(stage="asr", ms=round(waited_ms, 2), turn=turn, detail=(
+            f"{'speculative, ' if spec is not None else ''}compute {result.compute_ms:.0f} ms, rtf {result.real_time_factor:.3f}, {result.audio_s:.2f} s audio")))
+        text = strip_wake_phrase(result.text, self.wake_phrases)
+        text = await self.second_pass(text, utt.audio, turn)
+        return text, result
+
+    async def transcribe(self, audio: np.ndarray) -> str:
+        """A short answer (to a question the assistant asked), wake phrase stripped."""
+        result = await asyncio.to_thread(self.asr.transcribe, audio)
+        return strip_wake_phrase(result.text, self.wake_phrases)
+
+    async def second_pass(self, text: str, audio: np.ndarray, turn: int | None) -> str:
+        """Nobody understood ``text``: recognise again biased with the few names it may have meant,
+        and keep the new transcript if it is understood."""
+        if self.rescorer is None or not self.config.bias_to_tools or not text:
+            return text
+        names = await asyncio.to_thread(self.rescorer.names_for, text)
+        if not names:
+            return text
+        t0 = time.perf_counter()
+        result = await asyncio.to_thread(self.asr.transcribe, audio, hotwords=list(names))
+        second = strip_wake_phrase(result.text, self.wake_phrases)
+        chosen = await asyncio.to_thread(self.rescorer.choose, text, second)
+        self.bus.emit(StageTiming(stage="asr_second_pass", ms=round((time.perf_counter() - t0) * 1000.0, 2), turn=turn,
+                                  detail=f"{'kept' if chosen == second else 'dropped'}: {second!r} (biased with {len(names)} names)"))
+        return chosen

@@ -1,0 +1,415 @@
+"""A voice loop: one microphone (the device's, or a Wyoming satellite's) and its speaker.
+
+Frames from the source go through the synchronous :class:`~assistant.speech.listener.Listener`
+(VAD gate, wake word, endpointing). A wake word starts a turn (verified by the second pass when
+that is on); the utterance that follows is transcribed by the :class:`~.recognizer.Recognizer`
+and submitted to the :class:`~.arbiter.TurnArbiter` with this loop's :class:`VoiceChannel`, so the
+answer is spoken on this loop's speaker and questions are asked and answered here by voice.
+
+With a **real-time** source (a microphone, a satellite, a file paced at speech speed) frames keep
+flowing while a turn is answered, so the wake word can barge in. With a file read as fast as
+possible, each turn is answered before more audio is read, as if answering took no time.
+
+After a reply the loop listens for a follow-up without the wake word only when invited — the
+reply asked something ("Which one: …?", "Do you want me to …?") — or when the user turned that on
+(``endpoint.follow_up = "always"``); otherwise a TV or a second person after every command would
+trigger it. While it speaks, "stop" / "cancel" / "never mind" cut it off without the wake word
+(the same own-voice protection barge-in has).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import AsyncIterator
+
+import numpy as np
+
+from ..audio.io import SAMPLE_RATE, AudioSource
+from ..bus import EventBus
+from ..config import Config
+from ..controller.yesno import Answer, parse_yes_no
+from ..events import (
+    AssistantState,
+    ErrorEvent,
+    FinalTranscript,
+    NoSpeech,
+    SpeechEnded,
+    SpeechStarted,
+    StageTiming,
+    StateChanged,
+    TurnFinished,
+    TurnStarted,
+    WakeDetected,
+    WakeRejected,
+)
+from ..speech.endpoint import NoSpeechTimeout, SpeechStart, UtteranceEnd
+from ..speech.listener import BargeIn, Listener, ListenerMode
+from ..speech.tts import earcon
+from ..speech.wake import WakeHit, WakeVerifier, phrase_from_model_name, wake_window
+from .arbiter import Request, TurnArbiter
+from .context import LOCAL
+from .recognizer import Recognizer
+from .speaker import Speaker
+
+__all__ = ["VoiceChannel", "VoiceLoop"]
+
+log = logging.getLogger(__name__)
+
+
+
+def _dbfs(frame: np.ndarray) -> float:
+    rms = float(np.sqrt(np.mean(frame.astype(np.float32) ** 2))) if frame.size else 0.0
+    return 20.0 * np.log10(max(rms, 1.0) / 32768.0)
+
+
+@dataclass
+class _Turn:
+    id: int
+    wake_hit: WakeHit | None = None
+    verify: asyncio.Task | None = None
+    started_position: int = 0
+    follow_up: bool = False
+
+
+class VoiceChannel:
+    """A voice loop as a channel: spoken replies, questions asked and answered by voice."""
+
+    def __init__(self, loop: "VoiceLoop") -> None:
+        self.loop = loop
+        self.confirm_hook = self.confirm
+
+    async def deliver(self, pieces: AsyncIterator[str], *, turn: int, t_ref: float) -> str:
+        return await self.loop.speaker.speak(pieces, turn=turn, t_ref=t_ref)
+
+    async def confirm(self, request) -> bool:
+        return await self.loop.ask_yes_no(request.prompt)
+
+    async def interrupt(self) -> None:
+        await self.loop.speaker.interrupt()
+
+
+class VoiceLoop:
+    """Listens on one source and speaks on one speaker.
+
+    Args:
+        config: Endpointing, wake, TTS earcon and follow-up settings.
+        listener: VAD gate + wake word + endpointing.
+        recognizer: Speech → text (None: stop at wake detections and utterance ends).
+        speaker: Where this loop's replies are spoken.
+        arbiter: Runs the turns.
+        bus: Event bus.
+        verifier: Second-pass wake verification, or None.
+        origin: Whose conversation this loop's turns belong to.
+        area: The area of this loop's microphone, if it has its own (a satellite's room).
+    """
+
+    def __init__(self, config: Config, listener: Listener, *, recognizer: Recognizer | None, speaker: Speaker, arbiter: TurnArbiter,
+                 bus: EventBus, verifier: WakeVerifier | None = None, origin: str = LOCAL, area: str | None = None) -> None:
+        self.config = config
+        self.listener = listener
+        self.recognizer = recognizer
+        self.speaker = speaker
+        self.arbiter = arbiter
+        self.bus = bus
+        self.verifier = verifier
+        self.origin = origin
+        self.area = area
+        self.channel = VoiceChannel(self)
+        self.wake_phrases = [phrase_from_model_name(n) for n in config.wake.models]
+        self.realtime = False
+        self.state = AssistantState.IDLE
+        self.muted = False
+        self.level_dbfs = -100.0
+        """Level of the last input frame, dBFS (for level meters)."""
+        self.ignored_barge_ins = 0
+        """Wake detections during a reply that were taken for the assistant's own voice."""
+        self._turn: _Turn | None = None
+        self._turn_task: asyncio.Task | None = None
+        self._answering: _Turn | None = None
+        self._frames: AsyncIterator[np.ndarray] | None = None
+        self._reply_waiter: asyncio.Future | None = None
+        self._stop_check: asyncio.Task | None = None
+
+    # ------------------------------------------------------------------ state
+
+    def set_state(self, state: AssistantState, turn: int | None = None) -> None:
+        if state is not self.state:
+            self.state = state
+            self.bus.emit(StateChanged(state=state, turn=turn))
+
+    @property
+    def idle(self) -> bool:
+        """No turn of this loop is under way (the announcer waits for this)."""
+        return self._turn is None and self._answering is None and self.state not in (
+            AssistantState.SPEAKING, AssistantState.THINKING, AssistantState.TRANSCRIBING)
+
+    def _timing(self, stage: str, ms: float, turn: int | None, detail: str = "") -> None:
+        self.bus.emit(StageTiming(stage=stage, ms=round(ms, 2), turn=turn, detail=detail))
+
+    def _new_turn(self, **kw) -> _Turn:
+        self._turn = _Turn(id=self.arbiter.new_turn(), **kw)
+        return self._turn
+
+    # ------------------------------------------------------------------ the frame loop
+
+    async def run(self, source: AudioSource) -> None:
+        """Listen to ``source`` until it ends (a file) or the task is cancelled (a microphone)."""
+        self.realtime = bool(getattr(source, "realtime", False))
+        self.set_state(AssistantState.IDLE)
+        self._frames = source.frames()
+        try:
+            async for frame in self._frames:
+                if self.muted:
+                    continue
+                self.level_dbfs = _dbfs(frame)
+                out = self.listener.process(frame)
+                if out is not None:
+                    await self._on_listener(out)
+                if self.recognizer is not None and self.listener.mode is ListenerMode.CAPTURE:
+                    self.recognizer.on_frame(self.listener.endpointer, realtime=self.realtime, turn=self._turn.id if self._turn else None)
+            out = self.listener.finish()
+            if out is not None:
+                await self._on_listener(out)
+            if self._turn_task is not None:
+                await self._turn_task
+        finally:
+            await self.cancel_turn()
+            await self.speaker.drain()
+
+    async def _on_listener(self, out) -> None:
+        waiter = self._reply_waiter
+        if waiter is not None and not waiter.done() and isinstance(out, (UtteranceEnd, NoSpeechTimeout)):
+            waiter.set_result(out)  # the answer to a question the assistant asked (real-time mode)
+            return
+        if isinstance(out, WakeHit):
+            await self._on_wake(out)
+        elif isinstance(out, BargeIn):
+            if not self._barge_in_allowed(out.hit):
+                return
+            await self.arbiter.interrupt("barge_in")
+            await self.cancel_turn()
+            self.listener.capture()
+            await self._on_wake(out.hit)
+        elif isinstance(out, SpeechStart):
+            turn = self._turn or self._new_turn(follow_up=True, started_position=self.listener.position)
+            self.bus.emit(SpeechStarted(audio_time_s=round(out.audio_time_s, 3), turn=turn.id))
+        elif isinstance(out, UtteranceEnd):
+            turn = self._turn or self._new_turn()
+            self.bus.emit(SpeechEnded(audio_time_s=round(out.audio_time_s, 3), duration_s=round(out.duration_s, 3), reason=out.reason, turn=turn.id))
+            self._timing("endpoint", out.trailing_silence_ms, turn.id, detail="trailing silence, ms of audio")
+            if self.realtime:
+                self._turn_task = asyncio.create_task(self._answer(turn, out, time.perf_counter()), name=f"voice-turn-{turn.id}")
+            else:
+                await self._answer(turn, out, time.perf_counter())
+        elif isinstance(out, NoSpeechTimeout):
+            turn = self._turn
+            self.bus.emit(NoSpeech(audio_time_s=round(out.audio_time_s, 3), turn=turn.id if turn else None))
+            if turn is not None and not turn.follow_up:
+                self.bus.emit(TurnFinished(ok=False, turn=turn.id))
+            self._turn = None
+            self.set_state(AssistantState.IDLE)
+
+    def _barge_in_allowed(self, hit: WakeHit) -> bool:
+        """A wake word heard while a turn is answered: a real barge-in, or our own voice?
+
+        The assistant's own reply can contain the wake phrase ("My name is Jarvis"), and the
+        microphone hears the speaker. While a reply that mentions a wake word is playing (and for
+        a second after), detections are ignored; otherwise a detection needs the (higher)
+        barge-in threshold, since the user is talking over the assistant.
+        """
+        log.info("wake word while answering (score %.2f, state %s)", hit.score, self.state.value)
+        if not self.config.wake.barge_in or hit.score < self.config.wake.barge_in_threshold:
+            return False
+        if self.speaker.mentions_wake and (self.state is AssistantState.SPEAKING or time.monotonic() - self.speaker.ended_at < 1.0):
+            log.info("ignoring a wake word while the reply mentions it (own voice)")
+            self.ignored_barge_ins += 1
+            return False
+        return True
+
+    async def _on_wake(self, hit: WakeHit) -> None:
+        turn = self._new_turn(wake_hit=hit, started_position=self.listener.position)
+        self.bus.emit(TurnStarted(source="voice", turn=turn.id))
+        self._timing("wake", hit.compute_ms, turn.id, detail=hit.model)
+        if self.recognizer is not None:
+            self.recognizer.reset()
+        if self.verifier is None:
+            self.bus.emit(WakeDetected(model=hit.model, score=round(hit.score, 4), audio_time_s=round(hit.audio_time_s, 3), turn=turn.id))
+            self.set_state(AssistantState.LISTENING, turn.id)
+            return
+        window = wake_window(self.listener.ring, self.verifier.config.window_s)
+        turn.verify = asyncio.create_task(self._verify(turn, hit, window))
+        if not self.realtime:
+            await turn.verify
+
+    async def _verify(self, turn: _Turn, hit: WakeHit, window: np.ndarray) -> bool:
+        assert self.verifier is not None
+        ok, heard, ms = await asyncio.to_thread(self.verifier.verify, window)
+        self._timing("verify", ms, turn.id, detail=heard)
+        if ok:
+            self.bus.emit(WakeDetected(model=hit.model, score=round(hit.score, 4), audio_time_s=round(hit.audio_time_s, 3), verified=True,
+                                       verify_text=heard, turn=turn.id))
+            self.set_state(AssistantState.LISTENING, turn.id)
+            return True
+        self.bus.emit(WakeRejected(model=hit.model, score=round(hit.score, 4), audio_time_s=round(hit.audio_time_s, 3), verify_text=heard, turn=turn.id))
+        if self._turn is turn:
+            self._turn = None
+            if self.listener.mode is ListenerMode.CAPTURE:
+                self.listener.idle()
+        self.set_state(AssistantState.IDLE)
+        return False
+
+    # ------------------------------------------------------------------ a turn
+
+    async def _answer(self, turn: _Turn, utt: UtteranceEnd, t_end: float) -> None:
+        self._answering = turn
+        finished = False
+        try:
+            if turn.verify is not None and not await turn.verify:
+                finished = True
+                return
+            if self.speaker.can_speak and self.config.tts.earcon:
+                await self.speaker.sink.play(earcon(self.speaker.tts.sample_rate), self.speaker.tts.sample_rate)  # type: ignore[union-attr]
+            self.set_state(AssistantState.TRANSCRIBING, turn.id)
+            if self.recognizer is None:
+                self._finish_turn(turn, ok=True)
+                finished = True
+                return
+            try:
+                text, raw = await self.recognizer.final(utt, turn.id)
+            except Exception as exc:  # noqa: BLE001 - reported, and the loop goes on
+                self.bus.emit(ErrorEvent(stage="asr", message=str(exc), turn=turn.id))
+                self._finish_turn(turn, ok=False)
+                finished = True
+                return
+            self.bus.emit(FinalTranscript(text=text, turn=turn.id))
+            if not text:
+                finished = await self._nothing_said(turn, utt, raw.text)
+                return
+            if self.arbiter.responder is None:
+                self._finish_turn(turn, ok=True)
+                finished = True
+                return
+            self.set_state(AssistantState.THINKING, turn.id)
+            reply = await self.arbiter.submit(Request(text=text, channel=self.channel, origin=self.origin, area=self.area, source="voice",
+                                                      turn=turn.id, t_ref=t_end))
+            end_reply = getattr(self.speaker.sink, "end_reply", None)
+            if end_reply is not None:
+                await end_reply()
+            self._finish_turn(turn, ok=True, follow_up=self._invites_follow_up(reply), announce=False)
+            finished = True
+        finally:
+            if not finished and self._answering is turn:
+                # interrupted, or an error escaped: the listener must never stay busy
+                self._answering = None
+                if self._turn is turn:
+                    self._turn = None
+                if self.listener.mode is ListenerMode.BUSY:
+                    self.listener.idle()
+                    self.set_state(AssistantState.IDLE)
+
+    async def _nothing_said(self, turn: _Turn, utt: UtteranceEnd, raw: str) -> bool:
+        """A cough, a click, or just the wake phrase: keep listening for the request if time is left."""
+        if raw.strip():
+            turn.started_position = int(utt.audio_time_s * SAMPLE_RATE)  # "hey jarvis" alone: a fresh wait
+        elapsed = (self.listener.position - turn.started_position) / SAMPLE_RATE
+        left = self.config.endpoint.no_speech_timeout_s - elapsed
+        if left > 0.3:
+            self._answering = None
+            self.set_state(AssistantState.LISTENING, turn.id)
+            out = self.listener.rearm(int(utt.audio_time_s * SAMPLE_RATE), left)
+            if out is not None and not isinstance(out, SpeechStart):
+                await self._on_listener(out)
+            return True
+        self._finish_turn(turn, ok=False)
+        return True
+
+    def _invites_follow_up(self, reply: str) -> bool:
+        """Listen again without the wake word? Only when the reply asked something, or the user
+        turned follow-ups on for every reply."""
+        mode = self.config.endpoint.follow_up
+        if mode == "never" or self.config.endpoint.follow_up_s <= 0:
+            return False
+        return mode == "always" or reply.rstrip().endswith("?")
+
+    def _finish_turn(self, turn: _Turn, *, ok: bool, follow_up: bool = False, announce: bool = True) -> None:
+        if self._answering is turn:
+            self._answering = None
+        if announce:
+            self.bus.emit(TurnFinished(ok=ok, turn=turn.id))
+        if self._turn is turn:
+            self._turn = None
+        if follow_up:
+            self.listener.capture(self.config.endpoint.follow_up_s)
+            self.set_state(AssistantState.LISTENING, None)
+        else:
+            self.listener.idle()
+            self.set_state(AssistantState.IDLE)
+
+    async def cancel_turn(self) -> None:
+        """Stop this loop's turn in progress (after an interrupt) and listen for the wake word again."""
+        task = self._turn_task
+        self._turn_task = None
+        if task is not None and not task.done() and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        answering, self._answering = self._answering, None
+        if answering is not None and self._turn is answering:
+            self._turn = None
+        if self.listener.mode is ListenerMode.BUSY:
+            self.listener.idle()
+        if answering is not None:
+            self.set_state(AssistantState.IDLE)
+
+    # ------------------------------------------------------------------ asking
+
+    async def listen_for_reply(self, timeout_s: float = 5.0) -> str:
+        """Capture the user's next utterance (after a question) and return its transcript ("" if none).
+
+        With a real-time source the frame loop keeps running and hands the utterance over; with a
+        file read as fast as possible, the following audio is read here, in order.
+        """
+        if self.recognizer is None or self._frames is None:
+            return ""
+        self.listener.capture(timeout_s)
+        self.set_state(AssistantState.LISTENING)
+        out = None
+        if self.realtime:
+            self._reply_waiter = asyncio.get_running_loop().create_future()
+            try:
+                out = await asyncio.wait_for(self._reply_waiter, timeout_s + self.config.endpoint.max_utterance_s)
+            except asyncio.TimeoutError:
+                out = None
+            finally:
+                self._reply_waiter = None
+        else:
+            async for frame in self._frames:
+                res = self.listener.process(frame)
+                if isinstance(res, (UtteranceEnd, NoSpeechTimeout)):
+                    out = res
+                    break
+            else:
+                out = self.listener.finish()
+        self.listener.busy()
+        if not isinstance(out, UtteranceEnd):
+            return ""
+        text = await self.recognizer.transcribe(out.audio)
+        self.bus.emit(FinalTranscript(text=text, turn=self._turn.id if self._turn else None))
+        return text
+
+    async def ask_yes_no(self, question: str, *, turn: int | None = None, timeout_s: float = 5.0) -> bool:
+        """Say ``question`` and listen for yes or no. An unclear answer ("I'm not sure", "are you
+        sure?") is asked about once more; no answer, or unclear twice, is no."""
+        t = turn if turn is not None else (self._turn.id if self._turn else None)
+        for attempt in range(2):
+            asked = question if attempt == 0 else f"Sorry, was that a yes or a no? {question}"
+            await self.speaker.say(asked, turn=t)
+            answer = await self.listen_for_reply(timeout_s)
+            parsed = parse_yes_no(answer)
+            if parsed is not Answer.UNCLEAR or not answer.strip():
+                return parsed is Answer.YES
+        return False
