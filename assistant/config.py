@@ -341,7 +341,11 @@ class ServiceConfig(_Section):
     """Addresses or networks (e.g. "192.168.1.40", "192.168.1.0/24") allowed to connect to Wyoming
     besides loopback; others are disconnected at once."""
     wyoming_max_audio_s: float = Field(default=30.0, ge=1.0, le=600.0)
-    """Longest audio a Wyoming client may stream for one transcription or pipeline run."""
+    """Longest audio a Wyoming client may stream for one transcription or wake detection (a
+    satellite's pipeline run streams as long as it likes; the assistant keeps at most 10 s of it)."""
+    satellite_areas: dict[str, str] = {}
+    """The room of each Wyoming satellite, by address (e.g. {"192.168.1.41" = "kitchen"}): "turn
+    on the light" said to that satellite means the light there."""
 
 
 class Config(_Section):

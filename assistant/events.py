@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 __all__ = [
+    "from_dict",
     "AssistantState",
     "AudioOut",
     "ConfirmationRequested",
@@ -360,3 +361,37 @@ def to_dict(event: Event) -> dict[str, Any]:
             continue
         out[f.name] = _jsonable(value)
     return out
+
+
+def from_dict(data: dict[str, Any]) -> Event | None:
+    """The event a :func:`to_dict` dict describes (an API client's view of the event stream).
+
+    Unknown fields are ignored and audio (summarised by :func:`to_dict`) is not restored, so
+    :class:`AudioOut` and unknown types give None.
+    """
+    cls = _BY_TYPE.get(str(data.get("type", "")))
+    if cls is None or cls is AudioOut:
+        return None
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name in data:
+            kwargs[f.name] = data[f.name]
+    if cls is StateChanged:
+        try:
+            kwargs["state"] = AssistantState(kwargs.get("state"))
+        except ValueError:
+            return None
+    try:
+        return cls(**kwargs)
+    except TypeError:
+        return None
+
+
+def _subclasses(cls: type) -> list[type]:
+    out = []
+    for sub in cls.__subclasses__():
+        out += [sub, *_subclasses(sub)]
+    return out
+
+
+_BY_TYPE: dict[str, type[Event]] = {event_type(c): c for c in _subclasses(Event)}

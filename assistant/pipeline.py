@@ -27,6 +27,7 @@ from .audio.io import AudioSink, AudioSource
 from .bus import EventBus
 from .config import Config
 from .controller.yesno import Answer, parse_yes_no
+from .engine.announcer import Announcer
 from .engine.arbiter import Request, Responder, TurnArbiter
 from .engine.channels import TextChannel
 from .engine.context import LOCAL
@@ -87,10 +88,9 @@ class Pipeline:
         self.recognizer = Recognizer(self.asr, self.config.asr, self.bus, self.wake_phrases, self.rescorer) if self.asr is not None else None
         self.voice = (VoiceLoop(self.config, self.listener, recognizer=self.recognizer, speaker=self.speaker, arbiter=self.arbiter, bus=self.bus,
                                 verifier=self.verifier) if self.listener is not None else None)
+        self.announcer = Announcer(self.say, self._busy)
         self._state = AssistantState.IDLE
         self._muted = False
-        self._announcements: asyncio.Queue[str] = asyncio.Queue()
-        self._announcer: asyncio.Task | None = None
 
     # ------------------------------------------------------------------ what front ends read
 
@@ -134,6 +134,31 @@ class Pipeline:
 
     # ------------------------------------------------------------------ sources
 
+    def satellite(self, listener: Listener, sink: AudioSink | None, *, origin: str, area: str | None = None, answer: bool = True,
+                  speak: bool = True) -> VoiceLoop:
+        """A voice loop for another device's microphone and speaker (a Wyoming satellite).
+
+        It shares this device's speech models, wake verification, router and arbiter — so a
+        satellite gets the same endpointing, speculative recognition, barge-in and questions back,
+        asked on the satellite — with its own conversation (``origin``) and room (``area``).
+
+        Args:
+            listener: The satellite's own wake stage and endpointer (wake models keep per-stream state).
+            sink: The satellite's speaker, or None.
+            origin: The satellite's conversation (e.g. ``"satellite:192.168.1.40"``).
+            area: The satellite's room: "turn on the light" means the light there.
+            answer: Answer requests (False: stop at the transcript).
+            speak: Speak replies (False: text only).
+        """
+        speaker = Speaker(self.tts if speak else None, sink, self.bus, self.config.tts, self.wake_phrases)
+        recognizer = Recognizer(self.asr, self.config.asr, self.bus, self.wake_phrases, self.rescorer) if self.asr is not None else None
+        loop = VoiceLoop(self.config, listener, recognizer=recognizer, speaker=speaker, arbiter=self.arbiter, bus=self.bus,
+                         verifier=self.verifier, origin=origin, area=area, announce_state=False)
+        speaker.set_state = loop.set_state
+        loop.answers = answer
+        loop.source_name = "satellite"
+        return loop
+
     async def run(self, source: AudioSource) -> None:
         """Listen to ``source`` until it ends (a file) or the task is cancelled (a microphone)."""
         if self.voice is None:
@@ -163,9 +188,7 @@ class Pipeline:
         return reply
 
     async def _voice_confirm(self, request) -> bool:
-        if self.voice is not None and self.voice.recognizer is not None and self.voice._frames is not None:
-            return await self.voice.ask_yes_no(request.prompt)
-        return False
+        return await self.ask_yes_no(request.prompt)
 
     async def say(self, text: str) -> None:
         """Speak ``text`` (no router involved), in turn with everything else."""
@@ -173,10 +196,11 @@ class Pipeline:
         self._set_state(AssistantState.IDLE)
 
     async def ask_yes_no(self, question: str, *, turn: int | None = None, timeout_s: float = 5.0) -> bool:
-        """Ask by voice (see :meth:`VoiceLoop.ask_yes_no`); False when this device does not listen."""
-        if self.voice is None:
+        """Ask by voice (see :meth:`~assistant.engine.dialog.VoiceDialog.ask_yes_no`); False when this
+        device does not listen."""
+        if self.voice is None or self.voice.recognizer is None or not self.voice.listening:
             return False
-        return await self.voice.ask_yes_no(question, turn=turn, timeout_s=timeout_s)
+        return await self.voice.dialog.ask_yes_no(question, turn=turn if turn is not None else self.voice.current_turn, timeout_s=timeout_s)
 
     async def listen_for_reply(self, timeout_s: float = 5.0) -> str:
         return await self.voice.listen_for_reply(timeout_s) if self.voice is not None else ""
@@ -185,32 +209,20 @@ class Pipeline:
 
     def announce(self, text: str) -> None:
         """Speak ``text`` when the assistant is next free (a timer going off)."""
-        self._announcements.put_nowait(text)
-        if self._announcer is None or self._announcer.done():
-            self._announcer = asyncio.get_running_loop().create_task(self._announce_loop(), name="announcer")
+        self.announcer.announce(text)
 
-    async def _announce_loop(self) -> None:
-        while not self._announcements.empty():
-            text = await self._announcements.get()
-            while (self.voice is not None and not self.voice.idle) or self.arbiter.busy:
-                await asyncio.sleep(0.05)  # not over a request being spoken, or being answered
-            try:
-                await self.say(text)
-            except Exception:  # noqa: BLE001 - an announcement must never take the announcer down
-                import logging  # noqa: PLC0415
+    def _busy(self) -> bool:
+        return (self.voice is not None and not self.voice.idle) or self.arbiter.busy
 
-                logging.getLogger(__name__).exception("announcement failed")
-
-    async def interrupt(self, reason: str = "user") -> None:
-        """Stop speaking at once and drop the turn in progress (barge-in, stop key, API cancel)."""
-        await self.arbiter.interrupt(reason)
+    async def interrupt(self, reason: str = "user") -> bool:
+        """Stop speaking at once and drop the turn in progress (barge-in, stop key, API cancel).
+        Returns whether a turn was under way."""
+        stopped = await self.arbiter.interrupt(reason)
         if self.voice is not None:
             await self.voice.cancel_turn()
         self._set_state(AssistantState.IDLE)
+        return stopped
 
     async def close(self) -> None:
-        if self._announcer is not None and not self._announcer.done():
-            self._announcer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._announcer
+        await self.announcer.close()
 

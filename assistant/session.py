@@ -157,7 +157,7 @@ class Session:
             return
         await self.pipeline.run(self.source)
 
-    async def ask(self, text: str, *, origin: str = LOCAL, channel=None) -> str:
+    async def ask(self, text: str, *, origin: str = LOCAL, channel=None, area: str | None = None) -> str:
         """A typed request through the turn arbiter; spoken if the session speaks.
 
         Args:
@@ -165,13 +165,14 @@ class Session:
             origin: Whose conversation it is (the device's own by default).
             channel: Where the answer goes (default: the device's speaker, confirmations by the
                 front end's hook or by voice).
+            area: The origin's own area, if it has one (a satellite's room).
 
         Raises:
             Busy: Too many requests are waiting.
         """
         assert self.pipeline is not None
         if channel is not None:
-            return await self.pipeline.arbiter.submit(Request(text=text, channel=channel, origin=origin))
+            return await self.pipeline.arbiter.submit(Request(text=text, channel=channel, origin=origin, area=area))
         return await self.pipeline.handle_text(text, speak=self.sink is not None, origin=origin, confirm=self._confirm_hook)
 
     async def interrupt(self) -> None:
@@ -184,9 +185,58 @@ class Session:
         if self.pipeline is not None:
             self.pipeline.muted = muted
 
+    # ------------------------------------------------------------------ what live views read
+    # (the TUI reads these; :class:`~assistant.service.client.RemoteSession` has the same, over the API)
+
+    remote = False
+    """False: this process runs the assistant (a :class:`RemoteSession` is attached to one)."""
+
     @property
     def home(self) -> Any | None:
         return self.controller.registry.service("home") if self.controller else None
+
+    async def home_rows(self) -> list[dict[str, str]] | None:
+        """The home's entities as ``{"area", "name", "kind", "state"}`` rows, or None without a home."""
+        from tools.home.tools import home_rows  # noqa: PLC0415
+
+        home = self.home
+        return home_rows(home.snapshot()) if home is not None else None
+
+    def on_home_change(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (no arguments) whenever the home changes."""
+        home = self.home
+        if home is not None:
+            home.on_change(lambda _e: callback())
+
+    async def timers(self) -> list[dict[str, Any]]:
+        """Running and paused timers: ``{"id", "label", "left_s", "paused"}``."""
+        timers = self.controller.registry.service("timers") if self.controller is not None else None
+        return timers.snapshot() if timers is not None else []
+
+    async def models(self) -> dict[str, str]:
+        """The models in use, by kind ("wake", "asr", "llm", "tts")."""
+        from .app import choose_models, model_store  # noqa: PLC0415
+
+        cfg = choose_models(self.config, model_store(self.config))
+        return {"wake": ", ".join(cfg.wake.models), "asr": cfg.asr.model, "llm": cfg.llm.model if cfg.llm.enabled else "off", "tts": cfg.tts.voice}
+
+    @property
+    def level_dbfs(self) -> float:
+        """The microphone's level, dBFS (-100 when there is none)."""
+        return self.pipeline.level_dbfs if self.pipeline is not None else -100.0
+
+    @property
+    def has_voice(self) -> bool:
+        """There is a microphone (or a recording) to listen to."""
+        return self.source is not None
+
+    def push_to_talk(self) -> bool:
+        """Listen for a request now, without the wake word; False when there is no microphone."""
+        voice = self.pipeline.voice if self.pipeline is not None else None
+        if voice is None or not voice.listening:
+            return False
+        voice.start_listening()
+        return True
 
     @property
     def state(self) -> str:

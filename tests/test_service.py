@@ -290,16 +290,145 @@ def test_wyoming_clients_get_transcripts_audio_and_answers(svc_config, tmp_path)
         async with AsyncTcpClient("127.0.0.1", svc.wyoming_port) as c:  # a satellite using this box as its brain
             await c.write_event(RunPipeline(start_stage=PipelineStage.ASR, end_stage=PipelineStage.TTS).event())
             await send_audio(c, np.concatenate([np.zeros(4000, np.int16), lamp, np.zeros(16000, np.int16)]))
-            events = await read_until(c, "audio-stop")
+            events = await read_until(c, "handled")
             types = [e.type for e in events]
-            assert types.index("transcript") < types.index("handled") < types.index("audio-start")
-            assert Handled.from_event(next(e for e in events if e.type == "handled")).text == "Turned on the living room lamp."
+            # the reply streams as it is spoken: transcript, then audio, then the whole reply's text
+            assert types.index("voice-started") < types.index("voice-stopped") < types.index("transcript") < types.index("audio-start")
+            assert types.index("audio-start") < types.index("audio-stop") < types.index("handled")
+            assert Handled.from_event(events[-1]).text == "Turned on the living room lamp."
+        async with AsyncTcpClient("127.0.0.1", svc.wyoming_port) as c:  # a satellite that listens for the wake word too
+            await c.write_event(RunPipeline(start_stage=PipelineStage.WAKE, end_stage=PipelineStage.ASR).event())
+            await send_audio(c, np.concatenate([np.zeros(8000, np.int16), jarvis, np.zeros(6000, np.int16), lamp, np.zeros(16000, np.int16)]))
+            events = await read_until(c, "transcript")
+            assert [e.type for e in events if e.type in ("detection", "transcript")] == ["detection", "transcript"]
+            assert normalize_transcript(Transcript.from_event(events[-1]).text) == "turn on the living room lamp"
 
     try:
         svc.wait_ready()
         asyncio.run(session())
         r = svc.post("/ask", json={"text": "is the living room lamp on"}, timeout=60).json()
         assert r["reply"].startswith("Yes")
+    finally:
+        assert svc.stop() == 0
+
+
+def test_a_satellites_risky_request_is_confirmed_on_the_satellite(svc_config, tmp_path, tts):
+    """Over Wyoming, "unlock the front door" is asked back on the satellite (as audio on its
+    connection), the satellite's microphone answers "no", and nothing changes; the satellite's
+    room is its own ("turn on the light" there means the light in that room)."""
+    from wyoming.audio import AudioChunk, AudioStart, AudioStop
+    from wyoming.client import AsyncTcpClient
+    from wyoming.handle import Handled
+    from wyoming.pipeline import PipelineStage, RunPipeline
+
+    cfg = svc_config.with_overrides({"service.satellite_areas": {"127.0.0.1": "Kitchen"}})
+    svc = Service(cfg, tmp_path, None, wyoming=True)
+    request = _synth(tts, "Please unlock the front door.")
+    no = _synth(tts, "No, don't.")
+    light = _synth(tts, "Turn on the lights, please.")
+
+    async def stream(client, audio: np.ndarray, *, stop: bool) -> None:
+        """A satellite's microphone: audio in 20 ms chunks, at speaking pace."""
+        await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())
+        for i in range(0, len(audio), 320):
+            await client.write_event(AudioChunk(rate=16000, width=2, channels=1, audio=audio[i : i + 320].tobytes()).event())
+            if i % 3200 == 0:
+                await asyncio.sleep(0.05)
+        if stop:
+            await client.write_event(AudioStop().event())
+
+    async def read_until(client, *types: str) -> list:
+        got = []
+        while True:
+            event = await asyncio.wait_for(client.read_event(), 60)
+            got.append(event)
+            if event.type in types:
+                return got
+
+    async def satellite() -> None:
+        async with AsyncTcpClient("127.0.0.1", svc.wyoming_port) as c:
+            await c.write_event(RunPipeline(start_stage=PipelineStage.ASR, end_stage=PipelineStage.TTS).event())
+            await stream(c, np.concatenate([np.zeros(4000, np.int16), request, np.zeros(16000, np.int16)]), stop=False)
+            question = await read_until(c, "audio-stop")  # the question, spoken on the satellite
+            assert "transcript" in [e.type for e in question] and "handled" not in [e.type for e in question]
+            assert sum(len(AudioChunk.from_event(e).audio) for e in question if e.type == "audio-chunk") > 22050  # > 0.5 s of speech
+            await stream(c, np.concatenate([np.zeros(4000, np.int16), no, np.zeros(16000, np.int16)]), stop=True)
+            answer = await read_until(c, "handled")
+            assert "won't" in Handled.from_event(answer[-1]).text
+        async with AsyncTcpClient("127.0.0.1", svc.wyoming_port) as c:
+            await c.write_event(RunPipeline(start_stage=PipelineStage.ASR, end_stage=PipelineStage.HANDLE).event())
+            await stream(c, np.concatenate([np.zeros(4000, np.int16), light, np.zeros(16000, np.int16)]), stop=True)
+            handled = await read_until(c, "handled")
+            assert Handled.from_event(handled[-1]).text == "Turned on the lights in the kitchen."
+            assert "audio-start" not in [e.type for e in handled]  # ends at handle: text only
+
+    try:
+        svc.wait_ready()
+        asyncio.run(satellite())
+        events = svc.events()
+        asked = [e for e in events if e["type"] == "confirmation_requested"]
+        assert [a["prompt"] for a in asked] == ["Do you want me to unlock the Front Door?"]
+        assert not any(e["type"] == "tool_call_finished" and e["tool"] == "lock" and e["ok"] for e in events)
+        r = svc.post("/ask", json={"text": "is the front door locked"}, timeout=60).json()
+        assert r["reply"].startswith("Yes"), r
+        # the device's own speaker said nothing: every word went to the satellite
+        assert not (tmp_path / "svc.wav").exists() or sf_frames(tmp_path / "svc.wav") == 0
+    finally:
+        assert svc.stop() == 0
+
+
+def sf_frames(path: Path) -> int:
+    import soundfile as sf
+
+    return sf.info(str(path)).frames
+
+
+async def test_the_tui_attached_to_a_running_service_shows_its_turns(svc_config, tmp_path):
+    """`assistant tui --connect`: a turn someone makes through the API shows in the TUI (request,
+    tool call, reply, the home panel), and a request typed in the TUI runs in the service, its
+    confirmation asked in the TUI's dialog."""
+    from assistant.service.client import RemoteSession
+    from tui.app import JarvisApp
+    from tui.widgets import ConfirmDialog, ConversationLog
+
+    svc = Service(svc_config, tmp_path, None)
+
+    def lines(app) -> list[str]:
+        return [strip.text for strip in app.query_one(ConversationLog).lines]
+
+    async def until(pilot, cond, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not cond():
+            assert time.monotonic() < deadline, "timed out waiting for the TUI"
+            await pilot.pause(0.1)
+
+    try:
+        await asyncio.to_thread(svc.wait_ready)
+        app = JarvisApp(svc_config, session=RemoteSession(svc.url, svc_config))
+        async with app.run_test(size=(120, 36)) as pilot:
+            await asyncio.wait_for(app.ready.wait(), 30)
+            assert app.start_error is None
+            home = app.query_one("#home")
+            await until(pilot, lambda: home.row_count > 5)
+            async with httpx.AsyncClient(headers=svc.headers, timeout=60) as c:  # someone else, through the API
+                r = (await c.post(svc.url + "/ask", json={"text": "turn on the living room lamp"})).json()
+            assert r["reply"] == "Turned on the living room lamp."
+            await until(pilot, lambda: any(l.startswith("jarvis") and "Turned on the living room lamp." in l for l in lines(app)))
+            assert any(l.startswith("you") and "turn on the living room lamp" in l for l in lines(app))
+            assert any("home_turn_on(name='Living Room Lamp')" in l for l in lines(app))
+
+            def lamp() -> str:
+                return next(home.get_row_at(i)[3] for i in range(home.row_count) if home.get_row_at(i)[1] == "Living Room Lamp")
+
+            await until(pilot, lambda: lamp() != "off")
+            await pilot.click("#request")
+            await pilot.press(*"unlock the front door", "enter")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+            assert app.screen.question == "Do you want me to unlock the Front Door?"
+            await pilot.press("n")
+            await until(pilot, lambda: any(l.startswith("jarvis") and "won't" in l for l in lines(app)))
+        r = svc.post("/ask", json={"text": "is the front door locked"}, timeout=60).json()
+        assert r["reply"].startswith("Yes"), r
     finally:
         assert svc.stop() == 0
 

@@ -73,7 +73,14 @@ class Notes(Toolbox):
         except sqlite3.OperationalError as exc:
             raise ToolError(f"the list database failed: {exc}", hint="the disk may be full") from None
 
-    @tool(risk=Risk.HOME)
+    @tool(risk=Risk.HOME, templates=[
+        "(take|make|write) [down] a note [that|saying|to] {text}",
+        "note [down] that {text}",
+        "(write|jot) [it] down [that] {text}",
+        "(remember|don't forget) that {text}",
+        "remember to {text}",
+        "add [a] note [that|saying] {text}",
+    ])
     def note_add(self, text: str) -> dict:
         """Write down a note.
 
@@ -91,7 +98,8 @@ class Notes(Toolbox):
             raise ToolError(f"I couldn't save the note: {exc}", hint="free some disk space") from None
         return {"say": "Noted.", "file": str(path)}
 
-    @tool(risk=Risk.READ_ONLY, templates=["read [me] my notes", "what are my notes"])
+    @tool(risk=Risk.READ_ONLY, templates=["read [me] my [last] notes", "what are my notes", "(what's|what is) in my notes",
+                                          "what did i (note|write down)"])
     def notes_read(self, last: int = 3) -> dict:
         """Read the most recent notes.
 
@@ -103,7 +111,10 @@ class Notes(Toolbox):
         notes = [l[2:].split(": ", 1)[-1] for l in lines if l.startswith("- ")][-last:]
         if not notes:
             return {"say": "You have no notes.", "notes": []}
-        return {"say": "Your notes: " + "; ".join(notes) + ".", "notes": notes}
+        # one sentence per note: spoken with a pause between them, and a stop cuts between notes
+        said = " ".join(n[:1].upper() + n[1:].rstrip(".!?") + "." for n in notes)
+        head = "Your note:" if len(notes) == 1 else f"Your last {len(notes)} notes."
+        return {"say": f"{head} {said}", "notes": notes}
 
     # ------------------------------------------------------------------ lists
 

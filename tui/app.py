@@ -1,8 +1,13 @@
-"""The Jarvis desktop TUI: a thin client of a :class:`~assistant.session.Session`'s event stream.
+"""The Jarvis desktop TUI: a thin client of a session's event stream.
+
+The session is either this process's own :class:`~assistant.session.Session` or, with
+``assistant tui --connect URL``, a :class:`~assistant.service.client.RemoteSession` attached to a
+running ``assistant serve`` over its control API: the TUI reads the same members of both (the
+bus, ``ask``, ``interrupt``, the home, the timers, the level), so it shows the same live view.
 
 Heavy work (loading models, the voice loop, answering typed requests) runs in Textual workers;
 the widgets only render events read from the session's bus. Settings changes are validated
-through the config model and saved to the config file.
+through the config model and saved to the config file (a running service's settings are its own).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from assistant.events import (
     TurnFinished,
 )
 from assistant.engine.timing import TurnTimings
+from assistant.service.client import RemoteSession
 from assistant.session import Session, SessionOptions
 from assistant.toolkit.registry import ConfirmationRequest
 
@@ -45,6 +51,8 @@ class JarvisApp(App):
         config: The configuration.
         options: Audio in/out for the session.
         config_path: Where settings are saved.
+        session: The session to show (default: a new one in this process, from ``config`` and
+            ``options``; a :class:`~assistant.service.client.RemoteSession` shows a running service).
     """
 
     CSS_PATH = "jarvis.tcss"
@@ -57,11 +65,12 @@ class JarvisApp(App):
         Binding("ctrl+q", "quit", "Quit"),
     ]
 
-    def __init__(self, config: Config, options: SessionOptions | None = None, *, config_path: Path | None = None) -> None:
+    def __init__(self, config: Config, options: SessionOptions | None = None, *, config_path: Path | None = None,
+                 session: Session | RemoteSession | None = None) -> None:
         super().__init__()
         self.config = config
         self.config_path = config_path
-        self.session = Session(config, options or SessionOptions())
+        self.session = session or Session(config, options or SessionOptions())
         self.session.set_confirm(self._confirm)
         self.timings = TurnTimings()
         """The same per-turn aggregation the service's API and logs use, fed from the event stream."""
@@ -128,15 +137,13 @@ class JarvisApp(App):
             self.ready.set()
             return
         queue = self.session.bus.queue()
-        self._show_state("idle")
+        self._show_state(self.session.state if self.session.remote else "idle")
         self.refresh_panels()
-        home = self.session.home
-        if home is not None:
-            home.on_change(lambda _e: self.call_later(self.refresh_home))
+        self.session.on_home_change(lambda: self.call_later(self.refresh_home))
         self.set_interval(0.1, self._poll_level)
         self.set_interval(1.0, self.refresh_timers)
         self.ready.set()
-        if self.session.source is not None:
+        if self.session.has_voice:
             self.voice_loop()
         while True:
             event = await queue.get()
@@ -152,7 +159,10 @@ class JarvisApp(App):
 
     @work(group="requests")
     async def ask(self, text: str) -> None:
-        await self.session.ask(text)
+        try:
+            await self.session.ask(text)
+        except AssistantError as exc:
+            self.query_one(ConversationLog).write(f"error: {exc.message}" + (f" — {exc.hint}" if exc.hint else ""))
 
     # ------------------------------------------------------------------ events → widgets
 
@@ -182,9 +192,7 @@ class JarvisApp(App):
         w.set_classes(state)
 
     def _poll_level(self) -> None:
-        p = self.session.pipeline
-        if p is not None:
-            self.query_one(LevelMeter).set_level(p.level_dbfs)
+        self.query_one(LevelMeter).set_level(self.session.level_dbfs)
 
     # ------------------------------------------------------------------ panels
 
@@ -195,37 +203,35 @@ class JarvisApp(App):
         self.refresh_devices()
         self.refresh_audit()
 
-    def refresh_home(self) -> None:
+    @work(group="home", exclusive=True)
+    async def refresh_home(self) -> None:
+        rows = await self.session.home_rows()
         table = self.query_one("#home", DataTable)
         table.clear()
-        home = self.session.home
-        if home is None:
-            return
-        for row in area_rows(home.snapshot()):
+        for row in area_rows(rows or []):
             table.add_row(*row)
 
-    def refresh_timers(self) -> None:
+    @work(group="timers", exclusive=True)
+    async def refresh_timers(self) -> None:
+        timers = await self.session.timers()
         table = self.query_one("#timers", DataTable)
-        ctrl = self.session.controller
-        timers = ctrl.registry.service("timers") if ctrl is not None else None
-        if timers is None:
-            return
         table.clear()
-        for t in timers.snapshot():
+        for t in timers:
             left = int(t["left_s"])
             table.add_row(t["label"], f"{left // 60}:{left % 60:02d}", "paused" if t["paused"] else "running")
 
-    def refresh_models(self) -> None:
-        from assistant.app import choose_models, model_store  # noqa: PLC0415
-
+    @work(group="models", exclusive=True)
+    async def refresh_models(self) -> None:
+        models = await self.session.models()
         table = self.query_one("#models", DataTable)
         table.clear()
-        cfg = choose_models(self.config, model_store(self.config))
-        for kind, name in (("wake", ", ".join(cfg.wake.models)), ("asr", cfg.asr.model), ("llm", cfg.llm.model if cfg.llm.enabled else "off"),
-                           ("tts", cfg.tts.voice)):
-            table.add_row(kind, name)
+        for kind in ("wake", "asr", "llm", "tts"):
+            table.add_row(kind, models.get(kind, ""))
 
     def refresh_devices(self) -> None:
+        if self.session.remote:
+            self.query_one("#devices", Static).update(f"attached to the service at {self.session.url}: its microphone and speaker are its own")
+            return
         try:
             from assistant.audio.devices import list_devices  # noqa: PLC0415
 
@@ -239,6 +245,8 @@ class JarvisApp(App):
     def refresh_audit(self) -> None:
         from assistant.controller.remote import read_audit_log  # noqa: PLC0415
 
+        if self.session.remote:
+            return  # the service's audit log is on its machine (RemoteCall events still show in the conversation)
         table = self.query_one("#audit", DataTable)
         table.clear()
         for e in read_audit_log(self.config.paths.resolved_data_dir() / "remote_audit.jsonl", 20):
@@ -251,13 +259,11 @@ class JarvisApp(App):
     def submitted(self, event: Input.Submitted) -> None:
         text = event.value.strip()
         event.input.value = ""
-        if text and self.session.pipeline is not None:
+        if text:
             self.ask(text)
 
     def action_push_to_talk(self) -> None:
-        p = self.session.pipeline
-        if p is not None and p.listener is not None:
-            p.listener.capture()
+        if self.session.push_to_talk():
             self._show_state("listening")
 
     async def action_interrupt(self) -> None:
@@ -283,6 +289,9 @@ class JarvisApp(App):
 
     def _save(self, overrides: dict[str, Any]) -> bool:
         status = self.query_one("#settings-status", Static)
+        if self.session.remote:
+            self.notify("these are the running service's settings: change its config file and send it SIGHUP", severity="warning", timeout=8)
+            return False
         try:
             new = self.config.with_overrides(overrides)
         except AssistantError as exc:

@@ -139,10 +139,6 @@ class ConfirmDialog(ModalScreen[bool]):
         self.dismiss(yes)
 
 
-def area_rows(snapshot: Any) -> list[tuple[str, str, str, str]]:
-    """(area, name, kind, state) rows of a home snapshot, sorted by area then name."""
-    from tools.home.tools import spoken_state  # noqa: PLC0415
-
-    names = {a.id: a.name for a in snapshot.areas}
-    rows = [(names.get(e.area_id or "", "—"), e.name, e.domain.replace("_", " "), spoken_state(e)) for e in snapshot.entities]
-    return sorted(rows, key=lambda r: (r[0] == "—", r[0], r[1]))
+def area_rows(rows: list[dict[str, str]]) -> list[tuple[str, str, str, str]]:
+    """(area, name, kind, state) table rows of :func:`tools.home.tools.home_rows`."""
+    return [(r["area"], r["name"], r["kind"], r["state"]) for r in rows]

@@ -19,6 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-voice", action="store_true", help="typed requests only (no microphone, no wake word)")
     p.add_argument("--no-speech", action="store_true", help="do not speak replies")
     p.add_argument("--no-pull", action="store_true", help="never download models")
+    p.add_argument("--connect", metavar="URL", help="attach to a running `assistant serve` (e.g. http://127.0.0.1:8765) instead of "
+                   "starting an assistant; the token comes from $ASSISTANT_API_TOKEN or the service's <data dir>/api-token")
     p.set_defaults(func=tui)
 
 
@@ -28,6 +30,15 @@ def tui(args: argparse.Namespace, config: Config) -> int:
 
     from .run_cmd import ensure_models  # noqa: PLC0415
 
+    if args.connect:
+        from ..service.client import RemoteSession  # noqa: PLC0415
+
+        app = JarvisApp(config, config_path=None, session=RemoteSession(args.connect, config))
+        app.run()
+        if app.start_error:
+            print(f"error: {app.start_error}")
+            return 2
+        return 0
     if config.asr.partial_interval_ms == 0:
         config = config.with_overrides({"asr.partial_interval_ms": 800})  # live partial transcripts
     config = ensure_models(config, pull=not args.no_pull)

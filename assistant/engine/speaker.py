@@ -61,7 +61,8 @@ class Speaker:
         self.bus = bus
         self.config = config
         self.wake_phrases = wake_phrases or []
-        self._set_state = set_state or (lambda state, turn: None)
+        self.set_state = set_state or (lambda state, turn: None)
+        """Called with the new state and turn when speaking starts (the voice loop's state)."""
         self.reopen = reopen
         self._task: asyncio.Task | None = None
         self._queued_s = 0.0
@@ -155,7 +156,7 @@ class Speaker:
         assert self.tts is not None
         if self.sink is None:
             return
-        self._set_state(AssistantState.SPEAKING, turn)
+        self.set_state(AssistantState.SPEAKING, turn)
         words = set(re.findall(r"[a-z]+", sentence.lower()))
         if any(set(p.split()) & words - {"hey", "ok", "okay", "hi"} for p in self.wake_phrases):
             self.mentions_wake = True

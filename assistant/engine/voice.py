@@ -13,8 +13,8 @@ possible, each turn is answered before more audio is read, as if answering took 
 After a reply the loop listens for a follow-up without the wake word only when invited — the
 reply asked something ("Which one: …?", "Do you want me to …?") — or when the user turned that on
 (``endpoint.follow_up = "always"``); otherwise a TV or a second person after every command would
-trigger it. While it speaks, "stop" / "cancel" / "never mind" cut it off without the wake word
-(the same own-voice protection barge-in has).
+trigger it. Whether a wake word heard during a reply stops it is the
+:class:`~.bargein.BargeInPolicy`'s call; questions asked back are the :class:`~.dialog.VoiceDialog`'s.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ import numpy as np
 from ..audio.io import SAMPLE_RATE, AudioSource
 from ..bus import EventBus
 from ..config import Config
-from ..controller.yesno import Answer, parse_yes_no
 from ..events import (
     AssistantState,
     ErrorEvent,
@@ -51,7 +50,9 @@ from ..speech.listener import BargeIn, Listener, ListenerMode
 from ..speech.tts import earcon
 from ..speech.wake import WakeHit, WakeVerifier, phrase_from_model_name, wake_window
 from .arbiter import Request, TurnArbiter
+from .bargein import BargeInPolicy
 from .context import LOCAL
+from .dialog import VoiceDialog
 from .recognizer import Recognizer
 from .speaker import Speaker
 
@@ -86,7 +87,7 @@ class VoiceChannel:
         return await self.loop.speaker.speak(pieces, turn=turn, t_ref=t_ref)
 
     async def confirm(self, request) -> bool:
-        return await self.loop.ask_yes_no(request.prompt)
+        return await self.loop.dialog.ask_yes_no(request.prompt, turn=self.loop.current_turn)
 
     async def interrupt(self) -> None:
         await self.loop.speaker.interrupt()
@@ -105,10 +106,12 @@ class VoiceLoop:
         verifier: Second-pass wake verification, or None.
         origin: Whose conversation this loop's turns belong to.
         area: The area of this loop's microphone, if it has its own (a satellite's room).
+        announce_state: Emit StateChanged events (the device's own loop; a satellite's state is its own).
     """
 
     def __init__(self, config: Config, listener: Listener, *, recognizer: Recognizer | None, speaker: Speaker, arbiter: TurnArbiter,
-                 bus: EventBus, verifier: WakeVerifier | None = None, origin: str = LOCAL, area: str | None = None) -> None:
+                 bus: EventBus, verifier: WakeVerifier | None = None, origin: str = LOCAL, area: str | None = None,
+                 announce_state: bool = True) -> None:
         self.config = config
         self.listener = listener
         self.recognizer = recognizer
@@ -118,28 +121,35 @@ class VoiceLoop:
         self.verifier = verifier
         self.origin = origin
         self.area = area
+        self.announce_state = announce_state
+        self.answers = True
+        """Answer requests (False: stop at the transcript, as a Wyoming run ending at ``asr``)."""
         self.channel = VoiceChannel(self)
+        self.dialog = VoiceDialog(speaker, self.listen_for_reply)
+        self.source_name = "voice"
+        """What turns of this loop are called in TurnStarted events ("voice", "satellite")."""
+        self.turn_ids: list[int] = []
+        """Ids of the turns this loop started (a satellite connection reads its own turns' events)."""
         self.wake_phrases = [phrase_from_model_name(n) for n in config.wake.models]
         self.realtime = False
         self.state = AssistantState.IDLE
         self.muted = False
         self.level_dbfs = -100.0
         """Level of the last input frame, dBFS (for level meters)."""
-        self.ignored_barge_ins = 0
-        """Wake detections during a reply that were taken for the assistant's own voice."""
+        self.barge_in = BargeInPolicy(config.wake, speaker)
         self._turn: _Turn | None = None
         self._turn_task: asyncio.Task | None = None
         self._answering: _Turn | None = None
         self._frames: AsyncIterator[np.ndarray] | None = None
         self._reply_waiter: asyncio.Future | None = None
-        self._stop_check: asyncio.Task | None = None
 
     # ------------------------------------------------------------------ state
 
     def set_state(self, state: AssistantState, turn: int | None = None) -> None:
         if state is not self.state:
             self.state = state
-            self.bus.emit(StateChanged(state=state, turn=turn))
+            if self.announce_state:
+                self.bus.emit(StateChanged(state=state, turn=turn))
 
     @property
     def idle(self) -> bool:
@@ -150,16 +160,57 @@ class VoiceLoop:
     def _timing(self, stage: str, ms: float, turn: int | None, detail: str = "") -> None:
         self.bus.emit(StageTiming(stage=stage, ms=round(ms, 2), turn=turn, detail=detail))
 
+    @property
+    def ignored_barge_ins(self) -> int:
+        """Wake detections during a reply that were taken for the assistant's own voice."""
+        return self.barge_in.ignored
+
+    @property
+    def listening(self) -> bool:
+        """The loop is running over a source (it can hear an answer to a question)."""
+        return self._frames is not None
+
+    @property
+    def current_turn(self) -> int | None:
+        """The id of this loop's turn in progress, if any."""
+        return self._turn.id if self._turn else None
+
+    @property
+    def waiting_for_wake(self) -> bool:
+        """Nothing under way: no turn, no follow-up capture, listening for the wake word only."""
+        task = self._turn_task
+        return (self.idle and self.listener.mode is ListenerMode.WAKE and (task is None or task.done())
+                and self.state is AssistantState.IDLE)
+
     def _new_turn(self, **kw) -> _Turn:
         self._turn = _Turn(id=self.arbiter.new_turn(), **kw)
+        self.turn_ids.append(self._turn.id)
         return self._turn
+
+    def start_listening(self) -> int:
+        """Start a turn without the wake word (a satellite that detected it itself, a push-to-talk
+        button): the next utterance is the request. Returns the turn id."""
+        turn = self._new_turn(started_position=self.listener.position)
+        self.bus.emit(TurnStarted(source=self.source_name, turn=turn.id))
+        self.listener.capture()
+        if self.recognizer is not None:
+            self.recognizer.reset()
+        self.set_state(AssistantState.LISTENING, turn.id)
+        return turn.id
 
     # ------------------------------------------------------------------ the frame loop
 
-    async def run(self, source: AudioSource) -> None:
-        """Listen to ``source`` until it ends (a file) or the task is cancelled (a microphone)."""
+    async def run(self, source: AudioSource, *, listen_now: bool = False) -> None:
+        """Listen to ``source`` until it ends (a file) or the task is cancelled (a microphone).
+
+        Args:
+            source: 20 ms frames of 16 kHz mono int16 audio.
+            listen_now: The request starts at once, without the wake word (see :meth:`start_listening`).
+        """
         self.realtime = bool(getattr(source, "realtime", False))
         self.set_state(AssistantState.IDLE)
+        if listen_now:
+            self.start_listening()
         self._frames = source.frames()
         try:
             async for frame in self._frames:
@@ -179,6 +230,7 @@ class VoiceLoop:
         finally:
             await self.cancel_turn()
             await self.speaker.drain()
+            self._frames = None
 
     async def _on_listener(self, out) -> None:
         waiter = self._reply_waiter
@@ -188,7 +240,7 @@ class VoiceLoop:
         if isinstance(out, WakeHit):
             await self._on_wake(out)
         elif isinstance(out, BargeIn):
-            if not self._barge_in_allowed(out.hit):
+            if not self.barge_in.allows(out.hit, speaking=self.state is AssistantState.SPEAKING):
                 return
             await self.arbiter.interrupt("barge_in")
             await self.cancel_turn()
@@ -213,26 +265,9 @@ class VoiceLoop:
             self._turn = None
             self.set_state(AssistantState.IDLE)
 
-    def _barge_in_allowed(self, hit: WakeHit) -> bool:
-        """A wake word heard while a turn is answered: a real barge-in, or our own voice?
-
-        The assistant's own reply can contain the wake phrase ("My name is Jarvis"), and the
-        microphone hears the speaker. While a reply that mentions a wake word is playing (and for
-        a second after), detections are ignored; otherwise a detection needs the (higher)
-        barge-in threshold, since the user is talking over the assistant.
-        """
-        log.info("wake word while answering (score %.2f, state %s)", hit.score, self.state.value)
-        if not self.config.wake.barge_in or hit.score < self.config.wake.barge_in_threshold:
-            return False
-        if self.speaker.mentions_wake and (self.state is AssistantState.SPEAKING or time.monotonic() - self.speaker.ended_at < 1.0):
-            log.info("ignoring a wake word while the reply mentions it (own voice)")
-            self.ignored_barge_ins += 1
-            return False
-        return True
-
     async def _on_wake(self, hit: WakeHit) -> None:
         turn = self._new_turn(wake_hit=hit, started_position=self.listener.position)
-        self.bus.emit(TurnStarted(source="voice", turn=turn.id))
+        self.bus.emit(TurnStarted(source=self.source_name, turn=turn.id))
         self._timing("wake", hit.compute_ms, turn.id, detail=hit.model)
         if self.recognizer is not None:
             self.recognizer.reset()
@@ -289,7 +324,7 @@ class VoiceLoop:
             if not text:
                 finished = await self._nothing_said(turn, utt, raw.text)
                 return
-            if self.arbiter.responder is None:
+            if self.arbiter.responder is None or not self.answers:
                 self._finish_turn(turn, ok=True)
                 finished = True
                 return
@@ -400,16 +435,3 @@ class VoiceLoop:
         text = await self.recognizer.transcribe(out.audio)
         self.bus.emit(FinalTranscript(text=text, turn=self._turn.id if self._turn else None))
         return text
-
-    async def ask_yes_no(self, question: str, *, turn: int | None = None, timeout_s: float = 5.0) -> bool:
-        """Say ``question`` and listen for yes or no. An unclear answer ("I'm not sure", "are you
-        sure?") is asked about once more; no answer, or unclear twice, is no."""
-        t = turn if turn is not None else (self._turn.id if self._turn else None)
-        for attempt in range(2):
-            asked = question if attempt == 0 else f"Sorry, was that a yes or a no? {question}"
-            await self.speaker.say(asked, turn=t)
-            answer = await self.listen_for_reply(timeout_s)
-            parsed = parse_yes_no(answer)
-            if parsed is not Answer.UNCLEAR or not answer.strip():
-                return parsed is Answer.YES
-        return False

@@ -119,6 +119,8 @@ class ApiServer:
             web.post("/ask", self.ask),
             web.post("/interrupt", self.interrupt),
             web.post("/mute", self.mute),
+            web.get("/home", self.home),
+            web.get("/timers", self.timers),
             web.post("/unmute", self.unmute),
             web.get("/metrics", self.metrics_handler),
         ])
@@ -161,6 +163,7 @@ class ApiServer:
         pipe = self.session.pipeline
         return web.json_response({
             "state": self.session.state, "muted": bool(pipe and pipe.muted), "turns": self.session.timings.turns, "last_turn": self.session.timings.last,
+            "level_dbfs": round(self.session.level_dbfs, 1), "voice": self.session.has_voice,
             "models": {"wake": cfg.wake.models, "asr": cfg.asr.model, "tts": cfg.tts.voice, "llm": cfg.llm.model if cfg.llm.enabled else None},
             "input": str(self.session.options.input_file or "microphone"), "load_s": round(self.session.load_s, 2),
             "errors": list(self.errors), "uptime_s": round(time.time() - self.started_at, 1),
@@ -242,12 +245,17 @@ class ApiServer:
         return self._channel
 
     async def interrupt(self, request: web.Request) -> web.Response:
-        stopped = False
-        if self.session.pipeline is not None:
-            stopped = await self.session.pipeline.arbiter.interrupt("api")
-            if self.session.pipeline.voice is not None:
-                await self.session.pipeline.voice.cancel_turn()
+        stopped = await self.session.pipeline.interrupt("api") if self.session.pipeline is not None else False
         return web.json_response({"interrupted": stopped})
+
+    async def home(self, request: web.Request) -> web.Response:
+        rows = await self.session.home_rows()
+        if rows is None:
+            return web.json_response({"error": "no home is configured", "hint": "see docs/home.md"}, status=404)
+        return web.json_response({"entities": rows})
+
+    async def timers(self, request: web.Request) -> web.Response:
+        return web.json_response({"timers": await self.session.timers()})
 
     async def mute(self, request: web.Request) -> web.Response:
         self.session.set_muted(True)

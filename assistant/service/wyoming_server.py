@@ -9,9 +9,14 @@ package: JSON headers + PCM payloads over TCP). One server offers:
 * ``synthesize`` → audio (as wyoming-piper);
 * ``detect`` + streamed audio → ``detection`` / ``not-detected`` (as wyoming-openwakeword);
 * ``transcript`` (text to handle) → ``handled``;
-* ``run-pipeline`` (start ``asr`` or ``wake``, end ``handle`` or ``tts``) + streamed audio: the
-  whole job for a satellite in another room — endpointing, ASR, the router and tools, and the
-  spoken reply streamed back — so a second box can use this one as its brain.
+* ``run-pipeline`` (start ``wake`` or ``asr``, end ``asr``, ``handle`` or ``tts``) + streamed
+  audio: the whole job for a satellite in another room, through the **same voice loop** as the
+  device's own microphone (:meth:`assistant.pipeline.Pipeline.satellite`) — wake verification,
+  endpointing, speculative recognition, barge-in, the router and tools, and the spoken reply
+  streamed back sentence by sentence. The satellite has its own conversation and room
+  (``service.satellite_areas``), and a question back ("Do you want me to unlock the front door?")
+  is asked on the satellite and answered by its microphone. The run ends when its turn does
+  (``restart_on_end``: when the client stops streaming).
 
 Audio is 16 kHz mono 16-bit in, and the voice's rate out (announced in ``audio-start``).
 
@@ -20,13 +25,15 @@ router and every tool (unlock the door included, after a spoken "yes" it sends i
 server listens on loopback unless ``service.wyoming_host`` says otherwise, and accepts
 connections only from loopback and the addresses in ``service.wyoming_allow``. Events are read
 with bounds (a header line of at most 64 KiB, at most 64 KiB of data and 1 MiB of payload per
-event, at most ``service.wyoming_max_audio_s`` of audio per request), so a hostile client cannot
-make the service hold unbounded memory.
+event, at most ``service.wyoming_max_audio_s`` of audio per transcription or detection, at most
+10 s of a satellite's audio waiting to be heard), so a hostile client cannot make the service hold
+unbounded memory.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import logging
@@ -38,7 +45,6 @@ from ..audio.io import FRAME_SAMPLES, SAMPLE_RATE, resample
 from ..config import Config
 from ..errors import require
 from ..session import Session
-from ..speech.endpoint import Endpointer, NoSpeechTimeout, UtteranceEnd
 from ..speech.wake import WakeStage, WakeWordModel, phrase_from_model_name
 
 __all__ = ["WyomingService"]
@@ -166,6 +172,102 @@ def _info(session: Session):
     )
 
 
+class SatelliteMic:
+    """A satellite's microphone: a Wyoming connection's audio as 20 ms frames (an ``AudioSource``).
+
+    Frames wait in a bounded queue of ``max_s`` seconds; when the assistant falls behind, the oldest
+    are dropped (and counted in :attr:`dropped`) so a fast client cannot make it hold unbounded
+    memory. :attr:`should_end` is polled every :data:`POLL_S` seconds, so a pipeline run ends when
+    its turn does even if the satellite keeps streaming.
+    """
+
+    realtime = True
+
+    def __init__(self, max_s: float = 10.0) -> None:
+        self._q: asyncio.Queue[np.ndarray | None] = asyncio.Queue(maxsize=max(1, int(max_s * SAMPLE_RATE / FRAME_SAMPLES)))
+        self._pending = np.zeros(0, dtype=np.int16)
+        self.dropped = 0
+        """Frames dropped because the assistant fell behind."""
+        self.should_end = lambda: False
+
+    def _put(self, item: np.ndarray | None) -> None:
+        while True:
+            try:
+                self._q.put_nowait(item)
+                return
+            except asyncio.QueueFull:
+                self._q.get_nowait()
+                self.dropped += 1
+
+    def push(self, samples: np.ndarray) -> None:
+        """Add 16 kHz mono int16 samples (any length)."""
+        self._pending = np.concatenate([self._pending, samples])
+        n = self._pending.shape[0] // FRAME_SAMPLES * FRAME_SAMPLES
+        for i in range(0, n, FRAME_SAMPLES):
+            self._put(self._pending[i : i + FRAME_SAMPLES])
+        self._pending = self._pending[n:]
+
+    def end(self) -> None:
+        """The satellite stopped streaming (audio-stop)."""
+        self._put(None)
+
+    async def frames(self):
+        while True:
+            try:
+                frame = await asyncio.wait_for(self._q.get(), POLL_S)
+            except asyncio.TimeoutError:
+                frame = False
+            if frame is None or self.should_end():
+                return
+            if frame is not False:
+                yield frame
+
+    async def close(self) -> None:
+        self.end()
+
+
+POLL_S = 0.1
+"""How often a satellite's run checks whether its turn is over, seconds."""
+
+
+class SatelliteSpeaker:
+    """A satellite's speaker: reply audio as Wyoming ``audio-start`` / ``audio-chunk`` / ``audio-stop``.
+
+    Each reply (and each question asked back) is one audio stream: it starts with the first
+    samples and stops when the :class:`~assistant.engine.speaker.Speaker` drains it. The satellite
+    plays at its own pace; this sink never blocks on it.
+    """
+
+    sample_rate = None
+
+    def __init__(self, send) -> None:
+        self._send = send
+        self._rate: int | None = None
+
+    async def play(self, samples: np.ndarray, rate: int) -> None:
+        from wyoming.audio import AudioChunk, AudioStart  # noqa: PLC0415
+
+        if self._rate != rate:
+            await self.drain()
+            await self._send(AudioStart(rate=rate, width=2, channels=1))
+            self._rate = rate
+        for i in range(0, samples.shape[0], rate):  # one-second chunks at most
+            await self._send(AudioChunk(rate=rate, width=2, channels=1, audio=samples[i : i + rate].tobytes()))
+
+    async def drain(self) -> None:
+        from wyoming.audio import AudioStop  # noqa: PLC0415
+
+        if self._rate is not None:
+            self._rate = None
+            await self._send(AudioStop())
+
+    async def interrupt(self) -> None:
+        await self.drain()
+
+    async def close(self) -> None:
+        await self.drain()
+
+
 class _Handler:
     """One client connection."""
 
@@ -178,14 +280,15 @@ class _Handler:
         self.rate = SAMPLE_RATE
         self.mode: str | None = None  # "transcribe", "detect", "pipeline"
         self.wake: WakeStage | None = None
-        self.endpointer: Endpointer | None = None
-        self.pipeline_end = "tts"
         self.pending = np.zeros(0, dtype=np.int16)
         self.done = False
-
+        self.peer = (writer.get_extra_info("peername") or ("", 0))[0]
         self.max_samples = int(service.session.config.service.wyoming_max_audio_s * SAMPLE_RATE)
         self.samples = 0
         self.wake_model = None
+        self.mic: SatelliteMic | None = None
+        self.run_task: asyncio.Task | None = None
+        self.outbox: asyncio.Queue = asyncio.Queue()
         outer = self
 
         class Handler(AsyncEventHandler):
@@ -193,32 +296,49 @@ class _Handler:
                 return await outer.handle(event)
 
             async def run(self) -> None:  # the library's loop, with bounded reads and the peer check
-                peer = (writer.get_extra_info("peername") or ("", 0))[0]
-                if not allowed_peer(peer, service.allow):
-                    log.warning("wyoming connection from %s refused (not loopback, not in service.wyoming_allow)", peer)
+                if not allowed_peer(outer.peer, service.allow):
+                    log.warning("wyoming connection from %s refused (not loopback, not in service.wyoming_allow)", outer.peer)
                     writer.close()
                     return
+                sender = asyncio.create_task(outer.send_loop())
                 try:
                     while True:
                         event = await read_event_bounded(reader)
                         if event is None or not await self.handle_event(event):
                             break
+                    if outer.run_task is not None and not outer.run_task.done():
+                        with contextlib.suppress(Exception):
+                            await outer.run_task  # the client stopped sending: finish the turn it started
                 except (ConnectionError, asyncio.CancelledError):
                     pass
                 finally:
                     await outer.release()
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(outer.outbox.join(), 5.0)
+                    sender.cancel()
                     writer.close()
 
         self.handler = Handler(reader, writer)
 
     async def write(self, event) -> None:
-        await self.handler.write_event(event.event() if hasattr(event, "event") else event)
+        """Send ``event`` after everything sent before it (one writer per connection keeps the order)."""
+        self.outbox.put_nowait(event.event() if hasattr(event, "event") else event)
+
+    async def send_loop(self) -> None:
+        while True:
+            event = await self.outbox.get()
+            try:
+                await self.handler.write_event(event)
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                self.outbox.task_done()
 
     async def handle(self, event) -> bool:
         from wyoming.asr import Transcribe, Transcript  # noqa: PLC0415
         from wyoming.audio import AudioChunk, AudioStart, AudioStop  # noqa: PLC0415
         from wyoming.info import Describe  # noqa: PLC0415
-        from wyoming.pipeline import PipelineStage, RunPipeline  # noqa: PLC0415
+        from wyoming.pipeline import RunPipeline  # noqa: PLC0415
         from wyoming.tts import Synthesize  # noqa: PLC0415
         from wyoming.wake import Detect  # noqa: PLC0415
 
@@ -233,20 +353,7 @@ class _Handler:
             self.wake = WakeStage(await self.borrow_wake_model(), self.session.config.wake)
             return True
         if RunPipeline.is_type(event.type):
-            run = RunPipeline.from_event(event)
-            self.mode = "pipeline"
-            self.pipeline_end = run.end_stage.value
-            cfg = self.session.config
-            self.endpointer = Endpointer(cfg.endpoint)
-            self.samples = 0
-            if run.start_stage == PipelineStage.WAKE:
-                self.wake = WakeStage(await self.borrow_wake_model(), cfg.wake)
-            else:
-                self.endpointer.start(0)
-            if run.start_stage == PipelineStage.TTS and run.announce_text:
-                await self.speak(run.announce_text)
-                return False
-            return True
+            return await self.run_pipeline(RunPipeline.from_event(event))
         if AudioStart.is_type(event.type):
             self.rate = AudioStart.from_event(event).rate
             return True
@@ -279,11 +386,107 @@ class _Handler:
         return self.wake_model
 
     async def release(self) -> None:
+        await self.stop_run()
         if self.wake_model is not None:
             await self.service.wake_models.release(self.wake_model)
             self.wake_model = None
 
+    # ------------------------------------------------------------------ a satellite's pipeline run
+
+    @property
+    def origin(self) -> str:
+        """The satellite's conversation: one per address, so its follow-ups survive reconnecting."""
+        return f"satellite:{self.peer}"
+
+    async def run_pipeline(self, run) -> bool:
+        """``run-pipeline``: this connection's audio through the same voice loop as the microphone's.
+
+        The run ends when its turn is over (or, with ``restart_on_end``, when the client stops).
+        """
+        from wyoming.pipeline import PipelineStage  # noqa: PLC0415
+
+        await self.stop_run()
+        if run.start_stage == PipelineStage.TTS:
+            if run.announce_text:
+                await self.speak(run.announce_text)
+            return True
+        if run.start_stage not in (PipelineStage.WAKE, PipelineStage.ASR):
+            from wyoming.error import Error  # noqa: PLC0415
+
+            await self.write(Error(text=f"run-pipeline from {run.start_stage.value} needs text: send a transcript event instead",
+                                   code="unsupported-start-stage"))
+            return True
+        from ..app import build_listener  # noqa: PLC0415
+
+        pipeline = self.session.pipeline
+        assert pipeline is not None
+        end = run.end_stage
+        speak = end == PipelineStage.TTS and self.session.speech is not None and self.session.speech.tts is not None
+        sink = SatelliteSpeaker(self.write) if speak else None
+        listener = build_listener(self.session.config, await self.borrow_wake_model())
+        loop = pipeline.satellite(listener, sink, origin=self.origin, area=self.service.areas.get(self.peer),
+                                  answer=end in (PipelineStage.INTENT, PipelineStage.HANDLE, PipelineStage.TTS), speak=speak)
+        loop.verifier = loop.verifier if run.start_stage == PipelineStage.WAKE else None
+        self.mic = mic = SatelliteMic()
+        if not run.restart_on_end:
+            mic.should_end = lambda: bool(loop.turn_ids) and loop.waiting_for_wake
+        self.mode, self.samples = "pipeline", 0
+        unsubscribe = self.session.bus.subscribe(partial(self._relay, loop))
+        listen_now = run.start_stage == PipelineStage.ASR
+
+        async def go() -> None:
+            try:
+                await loop.run(mic, listen_now=listen_now)
+            finally:
+                unsubscribe()
+                if mic.dropped:
+                    log.warning("satellite %s: %d audio frames dropped (the assistant fell behind)", self.peer, mic.dropped)
+                if self.mic is mic:
+                    self.mic, self.mode = None, None
+
+        self.run_task = asyncio.create_task(go(), name=f"satellite-{self.peer}")
+        return True
+
+    def _relay(self, loop, event) -> None:
+        """The satellite's own turns' events, as Wyoming events, in order with its audio."""
+        from wyoming.asr import Transcript  # noqa: PLC0415
+        from wyoming.handle import Handled, NotHandled  # noqa: PLC0415
+        from wyoming.vad import VoiceStarted, VoiceStopped  # noqa: PLC0415
+        from wyoming.wake import Detection  # noqa: PLC0415
+
+        from ..events import FinalTranscript, Reply, SpeechEnded, SpeechStarted, TurnFinished, WakeDetected  # noqa: PLC0415
+
+        if event.turn is None or event.turn not in loop.turn_ids:
+            return
+        out = None
+        if isinstance(event, WakeDetected):
+            out = Detection(name=event.model, timestamp=int(event.audio_time_s * 1000))
+        elif isinstance(event, SpeechStarted):
+            out = VoiceStarted(timestamp=int(event.audio_time_s * 1000))
+        elif isinstance(event, SpeechEnded):
+            out = VoiceStopped(timestamp=int(event.audio_time_s * 1000))
+        elif isinstance(event, FinalTranscript):
+            out = Transcript(text=event.text)
+        elif isinstance(event, Reply) and loop.answers:
+            out = Handled(text=event.text)
+        elif isinstance(event, TurnFinished) and not event.ok and loop.answers:
+            out = NotHandled(text="I didn't catch a request.")
+        if out is not None:
+            self.outbox.put_nowait(out.event())
+
+    async def stop_run(self) -> None:
+        task, self.run_task = self.run_task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    # ------------------------------------------------------------------ audio in
+
     async def audio_in(self, samples: np.ndarray) -> bool:
+        if self.mode == "pipeline" and self.mic is not None:
+            self.mic.push(samples)
+            return True
         self.samples += samples.shape[0]
         if self.samples > self.max_samples:
             from wyoming.error import Error  # noqa: PLC0415
@@ -294,52 +497,41 @@ class _Handler:
         if self.mode == "transcribe":
             self.audio.append(samples)
             return True
+        if self.mode != "detect" or self.wake is None:
+            return True
         self.pending = np.concatenate([self.pending, samples])
         while self.pending.shape[0] >= FRAME_SAMPLES and not self.done:
             frame, self.pending = self.pending[:FRAME_SAMPLES], self.pending[FRAME_SAMPLES:]
-            if not await self.frame(frame):
-                return False
-        return not self.done
+            await self.detect(frame)
+        return True
 
-    async def frame(self, frame: np.ndarray) -> bool:
+    async def detect(self, frame: np.ndarray) -> None:
         from wyoming.wake import Detection  # noqa: PLC0415
 
-        if self.wake is not None:
-            hit = self.wake.process(frame)
-            if hit is not None:
-                await self.write(Detection(name=hit.model, timestamp=int(hit.audio_time_s * 1000)))
-                self.wake = None
-                if self.mode == "detect":
-                    self.done = True
-                    return True
-                assert self.endpointer is not None
-                self.endpointer.start(0)
-            return True
-        if self.mode == "pipeline" and self.endpointer is not None:
-            out = self.endpointer.process(frame)
-            if isinstance(out, UtteranceEnd):
-                await self.answer(out.audio)
-                self.done = True
-            elif isinstance(out, NoSpeechTimeout):
-                self.done = True
-        return True
+        assert self.wake is not None
+        hit = self.wake.process(frame)
+        if hit is not None:
+            await self.write(Detection(name=hit.model, timestamp=int(hit.audio_time_s * 1000)))
+            self.wake = None
+            self.done = True
 
     async def audio_end(self) -> bool:
         from wyoming.wake import NotDetected  # noqa: PLC0415
 
+        if self.mode == "pipeline":
+            if self.mic is not None:
+                self.mic.end()
+            return True
         if self.mode == "transcribe":
             audio = np.concatenate(self.audio) if self.audio else np.zeros(0, dtype=np.int16)
             await self.transcribe(audio)
-            self.mode = None
-            return True
-        if self.mode == "detect" and not self.done:
+        elif self.mode == "detect" and not self.done:
             await self.write(NotDetected())
-        if self.mode == "pipeline" and not self.done and self.endpointer is not None:
-            out = self.endpointer.finish()
-            if out is not None:
-                await self.answer(out.audio)
-        self.mode, self.done = None, False
+        self.mode, self.done, self.wake = None, False, None
+        self.pending = np.zeros(0, dtype=np.int16)
         return True
+
+    # ------------------------------------------------------------------ single services
 
     async def transcribe(self, audio: np.ndarray) -> str:
         from wyoming.asr import Transcript  # noqa: PLC0415
@@ -354,37 +546,38 @@ class _Handler:
         return text
 
     async def handle_text(self, text: str) -> str:
+        """A ``transcript`` to handle (a conversation agent's request): a turn in the satellite's
+        conversation. Nobody can be asked a question over this exchange, so risky tools are refused."""
         from wyoming.handle import Handled, NotHandled  # noqa: PLC0415
+
+        from ..engine.arbiter import Busy  # noqa: PLC0415
+        from ..engine.channels import TextChannel  # noqa: PLC0415
 
         if not text.strip():
             await self.write(NotHandled(text="I didn't hear anything."))
             return ""
-        async with self.service.lock:
-            reply = await self.session.pipeline.handle_text(text, speak=False)
+        pipeline = self.session.pipeline
+        assert pipeline is not None
+        try:
+            reply = await self.session.ask(text, origin=self.origin, channel=TextChannel(pipeline.speaker, voice=False),
+                                           area=self.service.areas.get(self.peer))
+        except Busy as exc:
+            await self.write(NotHandled(text=exc.message))
+            return ""
         await self.write(Handled(text=reply))
         return reply
 
-    async def answer(self, audio: np.ndarray) -> None:
-        text = await self.transcribe(audio)
-        if self.pipeline_end == "asr":
-            return
-        reply = await self.handle_text(text)
-        if self.pipeline_end == "tts" and reply:
-            await self.speak(reply)
-
     async def speak(self, text: str) -> None:
-        from wyoming.audio import AudioChunk, AudioStart, AudioStop  # noqa: PLC0415
-
         tts = self.session.speech.tts if self.session.speech else None
         if tts is None:
             return
-        rate = tts.sample_rate
-        await self.write(AudioStart(rate=rate, width=2, channels=1))
+        sink = SatelliteSpeaker(self.write)
         chunks = await asyncio.to_thread(lambda: list(tts.synthesize(text)))
         for c in chunks:
-            for i in range(0, c.shape[0], rate):  # one-second chunks
-                await self.write(AudioChunk(rate=rate, width=2, channels=1, audio=c[i : i + rate].tobytes()))
-        await self.write(AudioStop())
+            await sink.play(c, tts.sample_rate)
+        if not chunks:  # still a (silent) stream, so the client's wait ends
+            await sink.play(np.zeros(0, dtype=np.int16), tts.sample_rate)
+        await sink.drain()
 
 
 class WyomingService:
@@ -400,7 +593,7 @@ class WyomingService:
         self.session = session
         self.uri = f"tcp://{config.service.wyoming_host}:{config.service.wyoming_port}"
         self.allow = list(config.service.wyoming_allow)
-        self.lock = asyncio.Lock()
+        self.areas = dict(config.service.satellite_areas)
         self.server = None
         self.wake_models = WakeModelPool(self._load_wake_model)
 

@@ -24,7 +24,7 @@ from assistant.toolkit import Risk, Toolbox, tool
 from .backend import HomeBackend, service_for
 from .colors import COLOR_TEMPERATURES, kelvin_for, rgb_for
 
-__all__ = ["HomeTools", "describe_targets", "spoken_state"]
+__all__ = ["HomeTools", "describe_targets", "home_rows", "spoken_state"]
 
 SECURITY_DOMAINS = {"lock", "alarm_control_panel"}
 SECURITY_COVER_CLASSES = {"garage", "garage_door", "gate", "door"}
@@ -47,6 +47,15 @@ VOLUME_STEP = 10
 """Percent "louder"/"quieter" changes a player's volume by."""
 COLOR_TEMP_STEP = 500
 """Kelvin "warmer"/"cooler" changes a white light by."""
+
+
+def home_rows(snapshot) -> list[dict[str, str]]:
+    """Every entity as ``{"area", "name", "kind", "state"}`` (state as spoken), sorted by area then
+    name, entities without an area last (the live views: the TUI, ``GET /home``)."""
+    names = {a.id: a.name for a in snapshot.areas}
+    rows = [{"area": names.get(e.area_id or "", "—"), "name": e.name, "kind": e.domain.replace("_", " "), "state": spoken_state(e)}
+            for e in snapshot.entities]
+    return sorted(rows, key=lambda r: (r["area"] == "—", r["area"], r["name"]))
 
 
 def spoken_state(e: Entity) -> str:
