@@ -25,11 +25,12 @@ from .store import ModelStore
 
 if TYPE_CHECKING:
     from .bus import EventBus
+    from .speech.turn import SmartTurn
     from .controller.fastpath import FastPath
     from .controller.router import Router
     from .toolkit.registry import ConfirmHook, ToolRegistry
 
-__all__ = ["Controller", "Speech", "build_controller", "choose_models", "load_speech", "missing_models", "model_store"]
+__all__ = ["Controller", "Speech", "build_controller", "choose_models", "load_speech", "missing_models", "missing_optional_models", "model_store", "turn_model_ref"]
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,14 @@ def missing_models(config: Config, store: ModelStore) -> list[str]:
     return out
 
 
+def missing_optional_models(config: Config, store: ModelStore) -> list[str]:
+    """Catalog models the config names that the assistant can do without (Smart Turn) and are not installed."""
+    ref = turn_model_ref(config)
+    if ref is None or _is_path_ref(ref) or store.is_ready(ref):
+        return []
+    return [ref]
+
+
 def _is_path_ref(ref: str) -> bool:
     from .store.store import _is_path  # noqa: PLC0415
 
@@ -113,8 +122,35 @@ def load_tts(config: Config, store: ModelStore, notice: Notice | None = None) ->
     return SpeechSynthesizer(_resolve(store, config.tts.voice, "tts", notice), config.tts)
 
 
-def build_listener(config: Config, wake_model: WakeWordModel) -> Listener:
-    return Listener(WakeStage(wake_model, config.wake), Endpointer(config.endpoint))
+def build_listener(config: Config, wake_model: WakeWordModel, turn_model: "SmartTurn | None" = None) -> Listener:
+    """Wake stage + endpointer; with ``turn_model`` (and ``endpoint.turn_detection = "smart_turn"``)
+    the endpointer reports pauses for the turn detector instead of waiting out a fixed silence."""
+    detect = turn_model is not None and config.endpoint.turn_detection == "smart_turn"
+    return Listener(WakeStage(wake_model, config.wake), Endpointer(config.endpoint, detect_turns=detect), turn_model=turn_model if detect else None)
+
+
+def turn_model_ref(config: Config) -> str | None:
+    """The Smart Turn model the config asks for, or None when turns end on a fixed silence."""
+    return config.endpoint.turn_model if config.endpoint.turn_detection == "smart_turn" else None
+
+
+def load_turn_model(config: Config, store: ModelStore, notice: Notice | None = None) -> "SmartTurn | None":
+    """Smart Turn, or None (with a warning) when it is missing or corrupt: endpointing then falls
+    back to the fixed trailing silence, and everything else works."""
+    from .speech.turn import SmartTurn  # noqa: PLC0415
+
+    ref = turn_model_ref(config)
+    if ref is None:
+        return None
+    try:
+        return SmartTurn(_resolve(store, ref, "turn", notice), threads=1)
+    except ModelError as exc:
+        msg = (f"end-of-turn detection is off, turns end after {config.endpoint.trailing_silence_ms} ms of silence: "
+               f"{exc.message}" + (f" ({exc.hint})" if exc.hint else ""))
+        log.warning(msg)
+        if notice:
+            notice(msg)
+        return None
 
 
 @dataclass
@@ -125,6 +161,8 @@ class Speech:
     asr: SpeechRecognizer | None
     tts: SpeechSynthesizer | None
     verifier: WakeVerifier | None
+    turn: "SmartTurn | None" = None
+    """The end-of-turn model (None: turns end on a fixed silence)."""
 
 
 async def load_speech(
@@ -151,18 +189,21 @@ async def load_speech(
         jobs["asr"] = asyncio.to_thread(load_asr, config, store, notice)
     if tts:
         jobs["tts"] = asyncio.to_thread(load_tts, config, store, notice)
+    if wake:
+        jobs["turn"] = asyncio.to_thread(load_turn_model, config, store, notice)
     results = await asyncio.gather(*jobs.values(), return_exceptions=True)
     loaded = dict(zip(jobs, results))
     for value in results:
         if isinstance(value, BaseException):
             raise value
     wake_model = loaded.get("wake")
-    listener = build_listener(config, wake_model) if wake_model is not None else None
+    turn_model = loaded.get("turn")
+    listener = build_listener(config, wake_model, turn_model) if wake_model is not None else None
     recognizer = loaded.get("asr")
     verifier = None
     if listener is not None and recognizer is not None and config.wake.verify.enabled:
         verifier = WakeVerifier(recognizer, config.wake.verify, wake_model.names)
-    return Speech(listener=listener, asr=recognizer if asr else None, tts=loaded.get("tts"), verifier=verifier)
+    return Speech(listener=listener, asr=recognizer if asr else None, tts=loaded.get("tts"), verifier=verifier, turn=turn_model)
 
 
 @dataclass

@@ -141,7 +141,22 @@ class EndpointConfig(_Section):
 
     vad_aggressiveness: int = Field(default=2, ge=0, le=3)
     trailing_silence_ms: int = Field(default=700, ge=100, le=5000)
-    """End of utterance after this much silence (Home Assistant's default sensitivity is 0.7 s)."""
+    """Without a turn detector: end of utterance after this much silence (Home Assistant's
+    default sensitivity is 0.7 s)."""
+    turn_detection: Literal["smart_turn", "silence"] = "smart_turn"
+    """``smart_turn``: at every short pause (``pause_ms``) ask whether the user has finished —
+    Smart Turn's reading of the audio plus the words transcribed so far — and answer at once if so
+    (:mod:`assistant.speech.turn`); ``silence``: wait ``trailing_silence_ms`` of silence. Without
+    the model, ``smart_turn`` falls back to ``silence`` with a warning."""
+    turn_model: str = "smart-turn-v3.2"
+    """Catalog name or path of the Smart Turn ONNX model."""
+    pause_ms: int = Field(default=200, ge=60, le=2000)
+    """Silence after which the turn detector is asked (people answer each other ~200 ms after a turn)."""
+    turn_threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
+    """Smart Turn probability at or above which a pause ends the turn (pipecat's default 0.5)."""
+    turn_ceiling_ms: int = Field(default=1200, ge=200, le=5000)
+    """With a turn detector: silence that ends the turn whatever the detector said (a speaker the
+    detector judged unfinished who has in fact finished waits this long)."""
     max_utterance_s: float = Field(default=15.0, ge=1.0, le=120.0)
     no_speech_timeout_s: float = Field(default=5.0, ge=0.5, le=60.0)
     """Give up if nobody speaks this long after the wake word."""

@@ -24,6 +24,16 @@ def table(r: dict[str, Any]) -> str:
         st = e.get("stages_ms", {})
         parts = [f"{k} {v['p50']:.0f}" for k, v in st.items() if k not in ("first_audio",) and isinstance(v, dict) and "p50" in v]
         rows.append((f"e2e {route}: stages p50 ms", " · ".join(parts)))
+    for route, e in r.get("turn", {}).items():
+        if route in ("cutoffs", "method"):
+            continue
+        rows.append((f"turn {route}: last voiced frame → reply heard", f"p50 {_g(e, 'ours_ms', 'p50')} ms, p95 {_g(e, 'ours_ms', 'p95')} ms (n={_g(e, 'ours_ms', 'n')}); "
+                     f"earcon p50 {_g(e, 'earcon_ms', 'p50')} ms"))
+        rows.append((f"turn {route}: sequential 700 ms baseline", f"p50 {_g(e, 'naive_ms', 'p50')} ms, p95 {_g(e, 'naive_ms', 'p95')} ms → baseline/ours = {e.get('ratio_naive_over_ours_p50')}x"))
+        st = e.get("stages_ms", {})
+        rows.append((f"turn {route}: stages p50 ms", " · ".join(f"{k} {v['p50']:.0f}" for k, v in st.items() if isinstance(v, dict) and "p50" in v)))
+    for rule, c in r.get("turn", {}).get("cutoffs", {}).items():
+        rows.append((f"turn cut off mid-sentence: {rule}", f"{c['cut_off']}/{c['turns']} = {c['rate']:.0%}" if c.get("rate") is not None else "-"))
     w = r.get("wake")
     if w:
         rows.append(("wake: detection rate", f"{w['detection_rate']:.0%} of {w['positive_clips']} positive clips"))

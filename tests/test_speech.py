@@ -185,6 +185,7 @@ def test_store_refuses_a_tampered_model(config, tmp_path):
 
 
 def test_pipeline_wake_and_command(config):
+    config = config.with_overrides({"endpoint.turn_detection": "silence"})  # the fixed-silence endpointer (tests/test_turn.py: the turn detector)
     bus = EventBus()
     events = bus.record()
     speech = asyncio.run(load_speech(config, tts=False))

@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..app import choose_models, missing_models, model_store
+from ..app import choose_models, missing_models, missing_optional_models, model_store, turn_model_ref
 from ..config import Config, default_config_path
 from ..errors import AssistantError
 from ..store import detect_tier
@@ -94,6 +94,12 @@ def run_checks(config: Config, args: argparse.Namespace | None = None) -> list[C
         for ref in [chosen.wake.features, *chosen.wake.models]:
             ok = ref not in missing
             checks.append(Check(f"model:wake:{ref}", ok, f"wake: {ref} {'verified' if ok else 'missing or unverified'}", f"assistant models pull {ref}"))
+        turn = turn_model_ref(chosen)
+        if turn is not None:
+            ok = not missing_optional_models(chosen, store)
+            checks.append(Check("model:turn", ok, f"end of turn: {turn} " + ("verified" if ok else
+                                f"missing or unverified: turns end after {chosen.endpoint.trailing_silence_ms} ms of silence"),
+                                f"assistant models pull {turn}", essential=False))
     except AssistantError as exc:
         checks.append(Check("models", False, exc.message, exc.hint))
 

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import sys
 
-from ..app import choose_models, missing_models, model_store
+from ..app import choose_models, missing_models, missing_optional_models, model_store
 from ..audio.devices import MicrophoneSource
 from ..bus import EventBus, JsonlWriter
 from ..config import Config
@@ -79,6 +79,15 @@ def ensure_models(config: Config, *, pull: bool) -> Config:
     store = model_store(config)
     config = choose_models(config, store)
     missing = missing_models(config, store)
+    optional = missing_optional_models(config, store)
+    if optional and not pull:
+        warn(f"not installed: {', '.join(optional)}; turns end after {config.endpoint.trailing_silence_ms} ms of silence "
+             f"(`assistant models pull {' '.join(optional)}` for end-of-turn detection)")
+    elif optional:
+        try:
+            pull_with_progress(store, optional)
+        except ModelError as exc:
+            warn(f"could not fetch {', '.join(optional)} ({exc.message}); turns end after {config.endpoint.trailing_silence_ms} ms of silence")
     if missing:
         if not pull:
             raise ModelError(

@@ -38,6 +38,8 @@ class Rescorer(Protocol):
 
     def choose(self, first: str, second: str) -> str: ...
 
+    def understands(self, text: str) -> bool: ...
+
 
 class Recognizer:
     """Whisper for one voice loop.
@@ -88,6 +90,22 @@ class Recognizer:
         self._spec = (n, task)
         self._spec_busy = task
 
+    def speculate_now(self, ep: "Endpointer") -> asyncio.Task:
+        """The transcription of the utterance so far, started now unless one for this pause runs
+        already (the turn detector reads it; the final transcript reuses it if the user stops here).
+        Works for every source: a file read as fast as possible transcribes at its pauses too."""
+        n = ep.captured_samples
+        if self._spec is not None and self._spec[0] == n:
+            return self._spec[1]
+        task = asyncio.ensure_future(asyncio.to_thread(self.asr.transcribe, ep.current_audio()))
+        self._spec = (n, task)
+        self._spec_busy = task
+        return task
+
+    def text_of(self, result: AsrResult) -> str:
+        """A result's text with the wake phrase stripped."""
+        return strip_wake_phrase(result.text, self.wake_phrases)
+
     def speculation(self) -> asyncio.Task | None:
         """The transcription started at the current pause, if any (the turn detector reads it)."""
         return self._spec[1] if self._spec is not None else None
@@ -130,6 +148,8 @@ class Recognizer:
         """
         spec, self._spec = self._spec, None
         t0 = time.perf_counter()
+        if spec is not None and spec[1].cancelled():
+            spec = None
         if spec is not None and spec[0] <= utt.audio.shape[0]:
             result = await spec[1]  # recognition started at the pause: often done already
         else:

@@ -45,14 +45,16 @@ from ..events import (
     WakeDetected,
     WakeRejected,
 )
-from ..speech.endpoint import NoSpeechTimeout, SpeechStart, UtteranceEnd
+from ..speech.endpoint import NoSpeechTimeout, Pause, SpeechStart, UtteranceEnd
 from ..speech.listener import BargeIn, Listener, ListenerMode
 from ..speech.tts import earcon
+from ..speech.turn import TurnDetector
 from ..speech.wake import WakeHit, WakeVerifier, phrase_from_model_name, wake_window
 from .arbiter import Request, TurnArbiter
 from .bargein import BargeInPolicy
 from .context import LOCAL
 from .dialog import VoiceDialog
+from .endofturn import EndOfTurn
 from .recognizer import Recognizer
 from .speaker import Speaker
 
@@ -137,6 +139,12 @@ class VoiceLoop:
         self.level_dbfs = -100.0
         """Level of the last input frame, dBFS (for level meters)."""
         self.barge_in = BargeInPolicy(config.wake, speaker)
+        self.end_of_turn: EndOfTurn | None = None
+        """Asks the turn detector at pauses (None: the endpointer's fixed trailing silence ends turns)."""
+        if listener.endpointer.detect_turns:
+            rescorer = recognizer.rescorer if recognizer is not None else None
+            detector = TurnDetector(listener.turn_model, config.endpoint.turn_threshold, rescorer.understands if rescorer is not None else None)
+            self.end_of_turn = EndOfTurn(listener, detector, recognizer, bus)
         self._turn: _Turn | None = None
         self._turn_task: asyncio.Task | None = None
         self._answering: _Turn | None = None
@@ -218,10 +226,10 @@ class VoiceLoop:
                     continue
                 self.level_dbfs = _dbfs(frame)
                 out = self.listener.process(frame)
-                if out is not None:
-                    await self._on_listener(out)
                 if self.recognizer is not None and self.listener.mode is ListenerMode.CAPTURE:
                     self.recognizer.on_frame(self.listener.endpointer, realtime=self.realtime, turn=self._turn.id if self._turn else None)
+                if out is not None:
+                    await self._on_listener(out)
             out = self.listener.finish()
             if out is not None:
                 await self._on_listener(out)
@@ -233,6 +241,11 @@ class VoiceLoop:
             self._frames = None
 
     async def _on_listener(self, out) -> None:
+        if isinstance(out, Pause):
+            await self._on_pause(out)
+            return
+        if isinstance(out, (UtteranceEnd, NoSpeechTimeout)) and self.end_of_turn is not None:
+            self.end_of_turn.cancel()
         waiter = self._reply_waiter
         if waiter is not None and not waiter.done() and isinstance(out, (UtteranceEnd, NoSpeechTimeout)):
             waiter.set_result(out)  # the answer to a question the assistant asked (real-time mode)
@@ -264,6 +277,19 @@ class VoiceLoop:
                 self.bus.emit(TurnFinished(ok=False, turn=turn.id))
             self._turn = None
             self.set_state(AssistantState.IDLE)
+
+    async def _on_pause(self, pause: Pause) -> None:
+        """A short pause mid-utterance: ask the turn detector (in the background for a real-time
+        source, whose frames keep coming; in order for a file read as fast as possible)."""
+        if self.end_of_turn is None:
+            return
+        turn = self._turn.id if self._turn else None
+        if self.realtime:
+            self.end_of_turn.start(pause, turn, self._on_listener)
+            return
+        out = await self.end_of_turn.at_pause(pause, turn)
+        if out is not None:
+            await self._on_listener(out)
 
     async def _on_wake(self, hit: WakeHit) -> None:
         turn = self._new_turn(wake_hit=hit, started_position=self.listener.position)
@@ -424,6 +450,8 @@ class VoiceLoop:
         else:
             async for frame in self._frames:
                 res = self.listener.process(frame)
+                if isinstance(res, Pause) and self.end_of_turn is not None:
+                    res = await self.end_of_turn.at_pause(res, self.current_turn)
                 if isinstance(res, (UtteranceEnd, NoSpeechTimeout)):
                     out = res
                     break

@@ -7,6 +7,11 @@ A webrtcvad decision per 20 ms frame drives a small state machine:
   for ``no_speech_timeout_s`` ends the wait.
 * **in speech**: ``trailing_silence_ms`` of consecutive unvoiced frames end the utterance (the
   trailing silence is kept, it costs Whisper nothing), as does reaching ``max_utterance_s``.
+
+With a **turn detector** (``detect_turns=True``) a pause of ``pause_ms`` emits a :class:`Pause`
+instead: the caller asks the detector (:mod:`assistant.speech.turn`) and ends the turn with
+:meth:`Endpointer.end_now` when the user has finished; ``turn_ceiling_ms`` of silence ends it
+whatever the detector said.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from ..audio.io import FRAME_MS, SAMPLE_RATE
 from ..config import EndpointConfig
 from .vad import Vad
 
-__all__ = ["Endpointer", "EndpointState", "NoSpeechTimeout", "SpeechStart", "UtteranceEnd"]
+__all__ = ["Endpointer", "EndpointState", "NoSpeechTimeout", "Pause", "SpeechStart", "UtteranceEnd"]
 
 
 class EndpointState(enum.Enum):
@@ -43,13 +48,26 @@ class UtteranceEnd:
     audio_time_s: float
     """Input position at which the end was declared."""
     reason: str
-    """``"silence"``, ``"max_length"`` or ``"end_of_input"``."""
+    """``"silence"`` (the fixed trailing silence, or the ceiling with a turn detector),
+    ``"end_of_turn"`` (the turn detector), ``"max_length"`` or ``"end_of_input"``."""
     trailing_silence_ms: float
     """Silence waited before declaring the end (the endpointing latency), ms of audio."""
 
     @property
     def duration_s(self) -> float:
         return self.audio.shape[0] / SAMPLE_RATE
+
+
+@dataclass(frozen=True)
+class Pause:
+    """The user paused ``pause_ms`` mid-utterance: time to ask the turn detector."""
+
+    audio_time_s: float
+    """Input position of the end of the pause so far."""
+    index: int
+    """Which pause of the utterance (1, 2, …); a verdict about an older pause is stale."""
+    samples: int
+    """Samples of the utterance captured at the pause."""
 
 
 @dataclass(frozen=True)
@@ -62,15 +80,20 @@ class Endpointer:
 
     Args:
         config: Silence, length and timeout settings.
+        detect_turns: Emit :class:`Pause` at ``pause_ms`` and wait up to ``turn_ceiling_ms``
+            (a turn detector decides); False: end at ``trailing_silence_ms``.
     """
 
-    def __init__(self, config: EndpointConfig) -> None:
+    def __init__(self, config: EndpointConfig, detect_turns: bool = False) -> None:
         self.config = config
+        self.detect_turns = detect_turns
+        self._pause = max(1, config.pause_ms // FRAME_MS)
+        self._pauses = 0
         self.vad = Vad(config.vad_aggressiveness)
         self.state = EndpointState.IDLE
         pre_frames = max(1, config.pre_roll_ms // FRAME_MS)
         self._min_speech = max(1, config.min_speech_ms // FRAME_MS)
-        self._trailing = max(1, config.trailing_silence_ms // FRAME_MS)
+        self._trailing = max(1, (config.turn_ceiling_ms if detect_turns else config.trailing_silence_ms) // FRAME_MS)
         self._max_frames = int(config.max_utterance_s * 1000 // FRAME_MS)
         self._pre: collections.deque[np.ndarray] = collections.deque(maxlen=pre_frames + self._min_speech)
         self._frames: list[np.ndarray] = []
@@ -92,6 +115,7 @@ class Endpointer:
         self._pre.clear()
         self._frames = []
         self._voiced_run = self._silence_run = 0
+        self._pauses = 0
         self._position = position
         timeout = self.config.no_speech_timeout_s if timeout_s is None else timeout_s
         self._deadline = position + int(timeout * SAMPLE_RATE)
@@ -106,6 +130,16 @@ class Endpointer:
         """Samples of the utterance captured so far."""
         return self._captured if self.state is EndpointState.IN_SPEECH else 0
 
+    @property
+    def pause_index(self) -> int:
+        """The number of the current pause (0 before the first; a verdict for another is stale)."""
+        return self._pauses
+
+    @property
+    def in_pause(self) -> bool:
+        """In speech, and silent for at least ``pause_ms``."""
+        return self.state is EndpointState.IN_SPEECH and self._silence_run >= self._pause
+
     def current_audio(self) -> np.ndarray:
         """The utterance so far (for partial transcripts)."""
         return np.concatenate(self._frames) if self._frames else np.zeros(0, dtype=np.int16)
@@ -115,7 +149,7 @@ class Endpointer:
         self._frames = []
         self._pre.clear()
 
-    def process(self, frame: np.ndarray) -> SpeechStart | UtteranceEnd | NoSpeechTimeout | None:
+    def process(self, frame: np.ndarray) -> SpeechStart | UtteranceEnd | Pause | NoSpeechTimeout | None:
         """Feed one 20 ms frame (only while waiting or in speech)."""
         if self.state is EndpointState.IDLE:
             return None
@@ -142,7 +176,16 @@ class Endpointer:
             return self._end("silence")
         if len(self._frames) >= self._max_frames:
             return self._end("max_length")
+        if self.detect_turns and self._silence_run == self._pause:
+            self._pauses += 1
+            return Pause(audio_time_s=self._position / SAMPLE_RATE, index=self._pauses, samples=self._captured)
         return None
+
+    def end_now(self, reason: str = "end_of_turn") -> UtteranceEnd | None:
+        """The turn detector says the user has finished: close the utterance now (None when not in speech)."""
+        if self.state is not EndpointState.IN_SPEECH:
+            return None
+        return self._end(reason)
 
     def finish(self) -> UtteranceEnd | None:
         """The input ended: close an utterance in progress (reason ``"end_of_input"``)."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..audio.io import FRAME_SAMPLES, SAMPLE_RATE
-from .endpoint import Endpointer, NoSpeechTimeout, SpeechStart, UtteranceEnd
+from .endpoint import Endpointer, NoSpeechTimeout, Pause, SpeechStart, UtteranceEnd
 from .vad import AudioRing
 from .wake import WakeHit, WakeStage
 
@@ -39,7 +39,7 @@ class BargeIn:
     hit: WakeHit
 
 
-ListenerOutput = WakeHit | SpeechStart | UtteranceEnd | NoSpeechTimeout | BargeIn
+ListenerOutput = WakeHit | SpeechStart | Pause | UtteranceEnd | NoSpeechTimeout | BargeIn
 
 
 class Listener:
@@ -49,11 +49,13 @@ class Listener:
         wake: The VAD-gated wake stage.
         endpointer: Utterance capture.
         ring_s: Seconds of recent audio kept (at least the wake window and a turn's ASR time).
+        turn_model: Smart Turn (:class:`~.turn.SmartTurn`) when the endpointer detects turns, else None.
     """
 
-    def __init__(self, wake: WakeStage, endpointer: Endpointer, ring_s: float = 8.0) -> None:
+    def __init__(self, wake: WakeStage, endpointer: Endpointer, ring_s: float = 8.0, turn_model=None) -> None:
         self.wake = wake
         self.endpointer = endpointer
+        self.turn_model = turn_model
         self.ring = AudioRing(ring_s)
         self.mode = ListenerMode.WAKE
         self.barge_in = True
@@ -113,11 +115,20 @@ class Listener:
         frame_len = FRAME_SAMPLES
         for i in range(0, replay.shape[0] - frame_len + 1, frame_len):
             out = self.endpointer.process(replay[i : i + frame_len])
-            if out is not None and not isinstance(out, SpeechStart):
+            if out is not None and not isinstance(out, (SpeechStart, Pause)):
                 self.mode = ListenerMode.BUSY if isinstance(out, UtteranceEnd) else ListenerMode.WAKE
                 return out
             last = out or last
         return last
+
+    def end_turn(self) -> UtteranceEnd | None:
+        """The turn detector says the user has finished: the utterance so far (None if not capturing speech)."""
+        if self.mode is not ListenerMode.CAPTURE:
+            return None
+        out = self.endpointer.end_now()
+        if out is not None:
+            self.mode = ListenerMode.BUSY
+        return out
 
     def busy(self) -> None:
         self.mode = ListenerMode.BUSY

@@ -33,7 +33,7 @@ import numpy as np
 from ..audio.io import SAMPLE_RATE
 from ..errors import ModelError
 
-__all__ = ["DANGLING_WORDS", "SmartTurn", "TurnVerdict", "ends_unfinished"]
+__all__ = ["DANGLING_WORDS", "SmartTurn", "TurnDetector", "TurnVerdict", "ends_unfinished"]
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ class TurnVerdict:
     probability: float
     """Smart Turn's probability that the speaker has finished (-1 when it did not run)."""
     reason: str
-    """``"understood"``, ``"prosody"``, ``"unfinished_words"``, ``"prosody_unsure"``."""
+    """``"understood"``, ``"prosody"``, ``"no_words"``, ``"unfinished_words"``, ``"prosody_unsure"``."""
     compute_ms: float
     """Smart Turn's compute time."""
 
@@ -135,3 +135,56 @@ class SmartTurn:
         mel = self.features(x, padding=0)[:, : WINDOW_S * 100].astype(np.float32)
         out = self.session.run(None, {"input_features": mel[None]})[0]
         return float(np.asarray(out).ravel()[0]), (time.perf_counter() - t0) * 1000.0
+
+
+class TurnDetector:
+    """Decides at a pause whether the turn is over, from Smart Turn and the words so far.
+
+    The rule, in order (measured in ``benchmarks`` section ``turn``):
+
+    1. no words yet (only the wake phrase, a cough) → not finished: the request is still to come;
+    2. the words end where a request cannot (:func:`ends_unfinished`) → not finished;
+    3. a tier below the LLM understands the words (``understands``: the templates, the tolerant
+       matcher, an answer to the question asked) → finished, unless Smart Turn is nearly sure the
+       speaker goes on (p < ``threshold`` / 5);
+    4. otherwise Smart Turn decides: p ≥ ``threshold`` → finished.
+
+    Args:
+        model: Smart Turn, or None (then only the words decide, and an unsure verdict waits for the ceiling).
+        threshold: Smart Turn probability that ends a turn.
+        understands: Whether the router would act on a transcript without the LLM (None: unknown).
+    """
+
+    def __init__(self, model: SmartTurn | None, threshold: float = 0.5, understands=None) -> None:
+        self.model = model
+        self.threshold = threshold
+        self.understands = understands
+
+    def verdict(self, text: str | None, probability: float = -1.0, compute_ms: float = 0.0) -> TurnVerdict:
+        """The verdict for a pause, from its transcript and Smart Turn's probability.
+
+        Args:
+            text: The utterance's transcript so far, wake phrase stripped (None: not available).
+            probability: Smart Turn's probability that the speaker finished (-1: not computed).
+            compute_ms: Smart Turn's compute time, reported in the verdict.
+        """
+        if text is not None:
+            if not re.search(r"[^\W\d_]", text):  # no word at all (only the wake phrase, a cough)
+                return TurnVerdict(False, probability, "no_words", compute_ms)
+            if ends_unfinished(text):
+                return TurnVerdict(False, probability, "unfinished_words", compute_ms)
+            if self.understands is not None and self.understands(text) and (probability < 0 or probability >= self.threshold / 5):
+                return TurnVerdict(True, probability, "understood", compute_ms)
+        if probability >= self.threshold:
+            return TurnVerdict(True, probability, "prosody", compute_ms)
+        return TurnVerdict(False, probability, "prosody_unsure", compute_ms)
+
+    def decide(self, audio: np.ndarray, text: str | None) -> TurnVerdict:
+        """:meth:`verdict` with Smart Turn run on ``audio`` (blocking: call from a worker thread).
+
+        Args:
+            audio: The utterance so far, 16 kHz mono int16.
+            text: Its transcript, wake phrase stripped, or None.
+        """
+        p, ms = self.model.probability(audio) if self.model is not None else (-1.0, 0.0)
+        return self.verdict(text, p, ms)

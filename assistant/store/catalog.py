@@ -13,7 +13,7 @@ from ..errors import ModelError
 
 __all__ = ["Catalog", "ModelEntry", "ModelFile", "KINDS", "TIERS", "catalog_path", "detect_tier", "load_catalog"]
 
-KINDS = ("wake", "wake_features", "asr", "tts", "llm")
+KINDS = ("wake", "wake_features", "turn", "asr", "tts", "llm")
 TIERS = ("pi4", "pi5", "laptop", "desktop")
 
 

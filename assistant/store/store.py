@@ -238,7 +238,7 @@ class ModelStore:
 
         Args:
             ref: A model name from the catalog or the store, or a file/folder path.
-            kind: The kind expected (``"asr"``, ``"tts"``, ``"llm"``, ``"wake"``, ``"wake_features"``).
+            kind: The kind expected (``"asr"``, ``"tts"``, ``"llm"``, ``"wake"``, ``"wake_features"``, ``"turn"``).
 
         Raises:
             ModelError: The path does not exist, the model is not installed, is of another kind,

@@ -1,0 +1,95 @@
+"""End of turn: at every pause, ask the turn detector whether the user has finished.
+
+The endpointer (:mod:`assistant.speech.endpoint`) reports a :class:`~assistant.speech.endpoint.Pause`
+after ``endpoint.pause_ms`` of silence. This processor then, at once and in parallel, has the
+recogniser transcribe the utterance so far (the speculative transcript, which the final transcript
+reuses when the user does not go on) and Smart Turn read its audio, and hands both to the
+:class:`~assistant.speech.turn.TurnDetector`. If the user has finished and has not spoken again
+meanwhile, the utterance ends now; otherwise the endpointer keeps listening, up to
+``endpoint.turn_ceiling_ms`` of silence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Awaitable, Callable
+
+from ..bus import EventBus
+from ..events import StageTiming
+from ..speech.endpoint import Pause, UtteranceEnd
+from ..speech.listener import Listener, ListenerMode
+from ..speech.turn import TurnDetector, TurnVerdict
+from .recognizer import Recognizer
+
+__all__ = ["EndOfTurn"]
+
+
+class EndOfTurn:
+    """Runs the turn detector at pauses and ends the utterance when it says so.
+
+    Args:
+        listener: Whose endpointer reports the pauses.
+        detector: The turn detector.
+        recognizer: For the transcript so far (None: Smart Turn alone decides).
+        bus: Where the detector's timing goes.
+    """
+
+    def __init__(self, listener: Listener, detector: TurnDetector, recognizer: Recognizer | None, bus: EventBus) -> None:
+        self.listener = listener
+        self.detector = detector
+        self.recognizer = recognizer
+        self.bus = bus
+        self._task: asyncio.Task | None = None
+        self.verdicts: list[TurnVerdict] = []
+        """Every verdict, in order (for benchmarks and tests)."""
+
+    async def judge(self, pause: Pause, turn: int | None) -> TurnVerdict:
+        """The verdict for ``pause`` (the transcript and Smart Turn computed in parallel threads)."""
+        t0 = time.perf_counter()
+        ep = self.listener.endpointer
+        audio = ep.current_audio()
+        model = self.detector.model
+        prosody = asyncio.ensure_future(asyncio.to_thread(model.probability, audio)) if model is not None else None
+        text = None
+        if self.recognizer is not None:
+            with contextlib.suppress(Exception):  # no transcript: prosody alone decides
+                text = self.recognizer.text_of(await asyncio.shield(self.recognizer.speculate_now(ep)))  # the final transcript may reuse it
+        p, ms = await prosody if prosody is not None else (-1.0, 0.0)
+        verdict = self.detector.verdict(text, p, ms)
+        self.verdicts.append(verdict)
+        self.bus.emit(StageTiming(stage="end_of_turn", ms=round((time.perf_counter() - t0) * 1000.0, 2), turn=turn,
+                                  detail=f"{'finished' if verdict.finished else 'goes on'}: {verdict.reason}, p={verdict.probability:.2f}, "
+                                         f"smart turn {verdict.compute_ms:.0f} ms, pause {pause.index}, words {text!r}"))
+        return verdict
+
+    def current(self, pause: Pause) -> bool:
+        """The user is still silent in ``pause`` (a verdict about it still applies)."""
+        ep = self.listener.endpointer
+        return self.listener.mode is ListenerMode.CAPTURE and ep.pause_index == pause.index and ep.in_pause
+
+    async def at_pause(self, pause: Pause, turn: int | None) -> UtteranceEnd | None:
+        """Judge ``pause`` and, if the user has finished and is still silent, end the utterance."""
+        verdict = await self.judge(pause, turn)
+        if verdict.finished and self.current(pause):
+            return self.listener.end_turn()
+        return None
+
+    def start(self, pause: Pause, turn: int | None, on_end: Callable[[UtteranceEnd], Awaitable[None]]) -> None:
+        """Judge ``pause`` in the background (real-time sources: frames keep coming meanwhile) and
+        call ``on_end`` with the utterance if the turn ends."""
+        self.cancel()
+
+        async def run() -> None:
+            out = await self.at_pause(pause, turn)
+            if out is not None:
+                await on_end(out)
+
+        self._task = asyncio.create_task(run(), name=f"end-of-turn-{pause.index}")
+
+    def cancel(self) -> None:
+        """Forget a verdict in progress (the utterance ended another way)."""
+        if self._task is not None and not self._task.done() and self._task is not asyncio.current_task():
+            self._task.cancel()
+        self._task = None

@@ -1,0 +1,200 @@
+"""End-of-turn detection: Smart Turn v3.2 (real model), the words so far, the endpointer's pauses, the voice loop."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+from piper import SynthesisConfig
+
+from assistant.app import load_speech, model_store
+from assistant.audio import FRAME_SAMPLES, SAMPLE_RATE, ArraySource, resample
+from assistant.bus import EventBus
+from assistant.config import EndpointConfig
+from assistant.errors import ModelError
+from assistant.events import FinalTranscript, SpeechEnded, StageTiming
+from assistant.pipeline import Pipeline
+from assistant.speech.asr import normalize_transcript
+from assistant.speech.endpoint import Endpointer, Pause, SpeechStart, UtteranceEnd
+from assistant.speech.turn import SmartTurn, TurnDetector, ends_unfinished
+
+from .conftest import clip, recording
+
+
+def _frames(ep: Endpointer, audio: np.ndarray) -> list:
+    out = []
+    for i in range(0, audio.shape[0] - FRAME_SAMPLES + 1, FRAME_SAMPLES):
+        r = ep.process(audio[i : i + FRAME_SAMPLES])
+        if r is not None:
+            out.append(r)
+            if isinstance(r, UtteranceEnd):
+                break
+    return out
+
+
+def _say(tts, text: str) -> np.ndarray:
+    """Piper without its sampling noise: the same audio on every run."""
+    saved = tts._syn
+    tts._syn = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
+    try:
+        audio, _ = tts.synthesize_all(text)
+    finally:
+        tts._syn = saved
+    return resample(audio, tts.sample_rate, SAMPLE_RATE)
+
+
+@pytest.fixture(scope="module")
+def smart_turn(session_config) -> SmartTurn:
+    store = model_store(session_config)
+    return SmartTurn(store.resolve("smart-turn-v3.2", "turn"))
+
+
+# ---------------------------------------------------------------------------- the words
+
+
+@pytest.mark.parametrize("text, unfinished", [
+    ("turn on the", True), ("set the kitchen light to", True), ("turn off the lamp and", True), ("what's the", True),
+    ("um", True), ("", True), ("turn it on", False), ("turn on the kitchen light", False), ("yes please", False),
+    ("set a timer for five minutes", False), ("what's the weather", False), ("turn on the living room,", True),
+])
+def test_words_that_cannot_end_a_request(text, unfinished):
+    assert ends_unfinished(text) is unfinished
+
+
+def test_verdict_combines_words_and_prosody():
+    understood = {"turn on the kitchen light"}
+    det = TurnDetector(None, threshold=0.5, understands=lambda t: t.lower().strip(".") in understood)
+    assert det.verdict("", 0.99).reason == "no_words" and not det.verdict("", 0.99).finished  # only "hey jarvis" so far
+    v = det.verdict("Turn on the", 0.97)
+    assert not v.finished and v.reason == "unfinished_words"  # Smart Turn says finished; the words say not
+    v = det.verdict("Turn on the kitchen light.", 0.3)
+    assert v.finished and v.reason == "understood"
+    assert not det.verdict("Turn on the kitchen light.", 0.05).finished  # Smart Turn nearly sure the speaker goes on
+    assert det.verdict("What is the capital of France?", 0.8).reason == "prosody"
+    v = det.verdict("What is the capital of France?", 0.2)
+    assert not v.finished and v.reason == "prosody_unsure"
+    assert not TurnDetector(None).verdict("tell me a joke", -1.0).finished  # no model, nothing understood: wait for the ceiling
+
+
+# ---------------------------------------------------------------------------- the model
+
+
+def test_smart_turn_tells_a_finished_sentence_from_one_cut_off(smart_turn, fixtures_dir):
+    """JFK's "… ask what you can do for your country" (a real recording): finished at its end, not
+    when cut mid-sentence. (On short commands it is far less sure: see the ``turn`` benchmark.)"""
+    speech = clip("jfk.flac")
+    tail = np.zeros(3200, np.int16)  # the 200 ms pause at which it is asked
+    p_done, ms = smart_turn.probability(np.concatenate([speech, tail]))
+    p_cut, _ = smart_turn.probability(np.concatenate([speech[: int(speech.shape[0] * 0.6)], tail]))
+    assert p_done >= 0.5, p_done
+    assert p_cut < 0.2, p_cut
+    assert 0 < ms < 5000
+    longer = np.concatenate([np.zeros(5 * SAMPLE_RATE, np.int16), speech, tail])  # only the last 8 s are read
+    assert abs(smart_turn.probability(longer)[0] - p_done) < 1e-3
+
+
+def test_a_file_that_is_not_smart_turn_is_refused(tmp_path, fixtures_dir):
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(b"\x08\x01 not a model")
+    with pytest.raises(ModelError, match="cannot be loaded"):
+        SmartTurn(bad)
+    with pytest.raises(ModelError, match="not a Smart Turn model"):
+        SmartTurn(fixtures_dir / "wakeword" / "hey_jarvis_v0.1.onnx")
+    with pytest.raises(ModelError, match="does not exist"):
+        SmartTurn(tmp_path / "absent.onnx")
+
+
+# ---------------------------------------------------------------------------- the endpointer
+
+
+def test_endpointer_reports_pauses_and_waits_up_to_the_ceiling(fixtures_dir):
+    cfg = EndpointConfig(pause_ms=200, turn_ceiling_ms=1500)
+    audio = recording(0.5, "wfw_turn_on_the_living_room_lamp.wav", 0.9, "wfw_turn_on_the_living_room_lamp.wav", 2.5)
+    ep = Endpointer(cfg, detect_turns=True)
+    ep.start(0)
+    out = _frames(ep, audio)
+    pauses = [r for r in out if isinstance(r, Pause)]
+    assert isinstance(out[0], SpeechStart) and len(pauses) >= 2
+    assert [p.index for p in pauses] == list(range(1, len(pauses) + 1))
+    end = out[-1]
+    assert isinstance(end, UtteranceEnd) and end.reason == "silence" and end.trailing_silence_ms == 1500  # nobody said "finished"
+
+    ep = Endpointer(cfg, detect_turns=True)
+    ep.start(0)
+    first = None
+    for i in range(0, audio.shape[0] - FRAME_SAMPLES + 1, FRAME_SAMPLES):
+        r = ep.process(audio[i : i + FRAME_SAMPLES])
+        if isinstance(r, Pause):
+            assert ep.in_pause and ep.pause_index == r.index
+            first = ep.end_now()
+            break
+    assert first is not None and first.reason == "end_of_turn" and first.trailing_silence_ms == 200
+    assert ep.end_now() is None  # already ended
+
+
+def test_without_turn_detection_no_pauses_are_reported(fixtures_dir):
+    ep = Endpointer(EndpointConfig(trailing_silence_ms=700), detect_turns=False)
+    ep.start(0)
+    out = _frames(ep, recording(0.5, "wfw_turn_on_the_living_room_lamp.wav", 2.0))
+    assert not [r for r in out if isinstance(r, Pause)]
+    assert out[-1].reason == "silence" and out[-1].trailing_silence_ms == 700
+
+
+# ---------------------------------------------------------------------------- the voice loop
+
+
+def _turns(config, audio: np.ndarray, *, realtime: bool = False):
+    bus = EventBus()
+    events = bus.record()
+    speech = asyncio.run(load_speech(config, tts=False))
+    pipeline = Pipeline(config, speech.listener, asr=speech.asr, bus=bus)
+    asyncio.run(pipeline.run(ArraySource(audio, realtime=realtime)))
+    return speech, events
+
+
+def test_turn_ends_at_the_first_pause_when_the_user_has_finished(config):
+    speech, events = _turns(config, recording(0.5, "hey_jarvis.wav", 0.3, "wfw_turn_on_the_living_room_lamp.wav", 1.5))
+    assert speech.turn is not None and speech.listener.endpointer.detect_turns
+    ends = [e for e in events if isinstance(e, SpeechEnded)]
+    assert [e.reason for e in ends] == ["end_of_turn"]
+    waited = [e.ms for e in events if isinstance(e, StageTiming) and e.stage == "endpoint"]
+    assert waited == [200.0]  # ms of silence heard before the turn ended, not 700
+    assert [normalize_transcript(e.text) for e in events if isinstance(e, FinalTranscript)] == ["turn on the living room lamp"]
+    assert any(e.stage == "end_of_turn" and "finished" in e.detail for e in events if isinstance(e, StageTiming))
+
+
+def test_a_pause_mid_sentence_does_not_cut_the_speaker_off(config, tts):
+    """"Turn off the lights in the … kitchen" with a 600 ms pause: a fixed 300 ms silence
+    cuts it in two; the turn detector waits (the words so far end on "the")."""
+    audio = recording(0.5, "hey_jarvis.wav", 0.3, _say(tts, "Turn off the lights in the"), 0.6, _say(tts, "kitchen."), 1.5)
+    _, events = _turns(config, audio)
+    finals = [normalize_transcript(e.text) for e in events if isinstance(e, FinalTranscript)]
+    assert finals == ["turn off the lights in the kitchen"], finals
+    assert any("unfinished_words" in e.detail for e in events if isinstance(e, StageTiming) and e.stage == "end_of_turn")
+
+    _, events = _turns(config.with_overrides({"endpoint.turn_detection": "silence", "endpoint.trailing_silence_ms": 300}), audio)
+    cut = [normalize_transcript(e.text) for e in events if isinstance(e, FinalTranscript)]
+    assert cut and "kitchen" not in cut[0]  # what a short fixed silence does
+
+
+def test_turn_detection_in_real_time(config):
+    """Frames keep coming while the detector runs: the turn still ends at the first pause, well before 700 ms."""
+    _, events = _turns(config, recording(0.5, "hey_jarvis.wav", 0.3, "wfw_turn_on_the_living_room_lamp.wav", 1.5), realtime=True)
+    ends = [e for e in events if isinstance(e, SpeechEnded)]
+    assert [e.reason for e in ends] == ["end_of_turn"]
+    assert [normalize_transcript(e.text) for e in events if isinstance(e, FinalTranscript)] == ["turn on the living room lamp"]
+
+
+def test_missing_or_corrupt_model_falls_back_to_silence(config, tmp_path):
+    notices: list[str] = []
+    bad = tmp_path / "smart-turn.onnx"
+    bad.write_bytes(b"garbage")
+    for ref in (str(tmp_path / "absent.onnx"), str(bad)):
+        cfg = config.with_overrides({"endpoint.turn_model": ref})
+        speech = asyncio.run(load_speech(cfg, tts=False, asr=False, notice=notices.append))
+        assert speech.turn is None and not speech.listener.endpointer.detect_turns
+    assert len(notices) == 2 and all("700 ms of silence" in n for n in notices)
+    _, events = _turns(config.with_overrides({"endpoint.turn_model": str(bad)}), recording(0.5, "hey_jarvis.wav", 0.3, "wfw_turn_on_the_living_room_lamp.wav", 1.5))
+    assert [e.reason for e in events if isinstance(e, SpeechEnded)] == ["silence"]
+    assert [normalize_transcript(e.text) for e in events if isinstance(e, FinalTranscript)] == ["turn on the living room lamp"]
