@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from .config import Config
-from .errors import ModelError
+from .errors import AssistantError, ModelError
 from .speech.asr import SpeechRecognizer
 from .speech.endpoint import Endpointer
 from .speech.listener import Listener
@@ -25,7 +25,7 @@ from .store import ModelStore
 
 if TYPE_CHECKING:
     from .bus import EventBus
-    from .speech.turn import SmartTurn
+    from .speech.turn import SmartTurn, TextCompleteness
     from .controller.fastpath import FastPath
     from .controller.router import Router
     from .toolkit.registry import ConfirmHook, ToolRegistry
@@ -85,11 +85,12 @@ def missing_models(config: Config, store: ModelStore) -> list[str]:
 
 
 def missing_optional_models(config: Config, store: ModelStore) -> list[str]:
-    """Catalog models the config names that the assistant can do without (Smart Turn) and are not installed."""
-    ref = turn_model_ref(config)
-    if ref is None or _is_path_ref(ref) or store.is_ready(ref):
-        return []
-    return [ref]
+    """Catalog models the config names that the assistant can do without (Smart Turn, the text
+    completeness model) and are not installed."""
+    refs = [turn_model_ref(config)]
+    if refs[0] is not None:
+        refs.append(config.endpoint.turn_text_model or None)
+    return [r for r in dict.fromkeys(refs) if r is not None and not _is_path_ref(r) and not store.is_ready(r)]
 
 
 def _is_path_ref(ref: str) -> bool:
@@ -122,11 +123,32 @@ def load_tts(config: Config, store: ModelStore, notice: Notice | None = None) ->
     return SpeechSynthesizer(_resolve(store, config.tts.voice, "tts", notice), config.tts)
 
 
-def build_listener(config: Config, wake_model: WakeWordModel, turn_model: "SmartTurn | None" = None) -> Listener:
+def build_listener(config: Config, wake_model: WakeWordModel, turn_model: "SmartTurn | None" = None,
+                   text_model: "TextCompleteness | None" = None) -> Listener:
     """Wake stage + endpointer; with ``turn_model`` (and ``endpoint.turn_detection = "smart_turn"``)
-    the endpointer reports pauses for the turn detector instead of waiting out a fixed silence."""
+    the endpointer reports pauses for the turn detector instead of waiting out a fixed silence;
+    ``text_model`` lets the detector judge whether the words so far end a sentence."""
     detect = turn_model is not None and config.endpoint.turn_detection == "smart_turn"
-    return Listener(WakeStage(wake_model, config.wake), Endpointer(config.endpoint, detect_turns=detect), turn_model=turn_model if detect else None)
+    listener = Listener(WakeStage(wake_model, config.wake), Endpointer(config.endpoint, detect_turns=detect), turn_model=turn_model if detect else None)
+    listener.text_model = text_model if detect else None
+    return listener
+
+
+def load_text_model(config: Config, store: ModelStore, notice: Notice | None = None) -> "TextCompleteness | None":
+    """The text completeness model of the turn detector, or None (with a warning) when it is off, missing or corrupt."""
+    from .speech.turn import TextCompleteness  # noqa: PLC0415
+
+    ref = config.endpoint.turn_text_model
+    if turn_model_ref(config) is None or not ref:
+        return None
+    try:
+        return TextCompleteness(_resolve(store, ref, "llm", notice), threads=config.asr.threads or 2)
+    except ModelError as exc:
+        msg = f"the turn detector judges without the text model: {exc.message}" + (f" ({exc.hint})" if exc.hint else "")
+        log.warning(msg)
+        if notice:
+            notice(msg)
+        return None
 
 
 def turn_model_ref(config: Config) -> str | None:
@@ -163,6 +185,10 @@ class Speech:
     verifier: WakeVerifier | None
     turn: "SmartTurn | None" = None
     """The end-of-turn model (None: turns end on a fixed silence)."""
+    turn_text: "TextCompleteness | None" = None
+    """The turn detector's text completeness model (None: not used)."""
+    problems: dict[str, str] = field(default_factory=dict)
+    """Engines left out because they could not load (``degrade``), by kind, with the reason."""
 
 
 async def load_speech(
@@ -173,12 +199,17 @@ async def load_speech(
     tts: bool = True,
     notice: Notice | None = None,
     store: ModelStore | None = None,
+    degrade: bool = False,
 ) -> Speech:
     """Load the speech engines the caller needs, in parallel threads.
 
+    Args:
+        degrade: Start with what works: an engine that cannot load is left out (no wake model or
+            no ASR → no voice input; no TTS → text replies) and named in :attr:`Speech.problems`.
+
     Raises:
-        ModelError: A model is missing, unverified or corrupt.
-        MissingDependencyError: An engine's package is not installed.
+        ModelError: A model is missing, unverified or corrupt (unless ``degrade``).
+        MissingDependencyError: An engine's package is not installed (unless ``degrade``).
     """
     store = store or model_store(config)
     config = choose_models(config, store)
@@ -191,19 +222,30 @@ async def load_speech(
         jobs["tts"] = asyncio.to_thread(load_tts, config, store, notice)
     if wake:
         jobs["turn"] = asyncio.to_thread(load_turn_model, config, store, notice)
+        jobs["turn_text"] = asyncio.to_thread(load_text_model, config, store, notice)
     results = await asyncio.gather(*jobs.values(), return_exceptions=True)
     loaded = dict(zip(jobs, results))
-    for value in results:
+    problems: dict[str, str] = {}
+    for kind, value in list(loaded.items()):
         if isinstance(value, BaseException):
-            raise value
+            if not (degrade and isinstance(value, AssistantError)):
+                raise value
+            problems[kind] = value.message + (f" ({value.hint})" if value.hint else "")
+            log.error("%s model unavailable, starting without it: %s", kind, problems[kind])
+            loaded[kind] = None
+    if "asr" in problems and loaded.get("wake") is not None:
+        loaded["wake"] = None  # a wake word with nothing to transcribe what follows: typed requests only
+        problems["wake"] = "voice input is off: speech recognition did not load"
     wake_model = loaded.get("wake")
     turn_model = loaded.get("turn")
-    listener = build_listener(config, wake_model, turn_model) if wake_model is not None else None
+    text_model = loaded.get("turn_text") if turn_model is not None else None
+    listener = build_listener(config, wake_model, turn_model, text_model) if wake_model is not None else None
     recognizer = loaded.get("asr")
     verifier = None
     if listener is not None and recognizer is not None and config.wake.verify.enabled:
         verifier = WakeVerifier(recognizer, config.wake.verify, wake_model.names)
-    return Speech(listener=listener, asr=recognizer if asr else None, tts=loaded.get("tts"), verifier=verifier, turn=turn_model)
+    return Speech(listener=listener, asr=recognizer if asr else None, tts=loaded.get("tts"), verifier=verifier, turn=turn_model, turn_text=text_model,
+                  problems=problems)
 
 
 @dataclass
@@ -213,6 +255,8 @@ class Controller:
     registry: "ToolRegistry"
     router: "Router"
     fast_path: "FastPath | None"
+    problems: dict[str, str] = field(default_factory=dict)
+    """Tiers left out because they could not load (``degrade``)."""
     _rescorer: object = None
 
     @property
@@ -241,11 +285,16 @@ async def build_controller(
     remote: bool = True,
     notice: Notice | None = None,
     store: ModelStore | None = None,
+    degrade: bool = False,
 ) -> Controller:
     """Load the tool plugins and build the router with the tiers the config enables.
 
+    Args:
+        degrade: A local LLM that cannot load is left out (templates and the tolerant tier answer;
+            :attr:`Controller.problems` says why) instead of failing.
+
     Raises:
-        ModelError, MissingDependencyError: The local LLM is enabled but cannot be loaded.
+        ModelError, MissingDependencyError: The local LLM is enabled but cannot be loaded (unless ``degrade``).
     """
     from .controller.fastpath import FastPath  # noqa: PLC0415
     from .controller.router import Router  # noqa: PLC0415
@@ -261,17 +310,26 @@ async def build_controller(
 
         tolerant = TolerantMatcher(registry, config.home.area)
     local = None
+    problems: dict[str, str] = {}
     if llm and config.llm.enabled:
         from .controller.llm_engine import load_llm  # noqa: PLC0415
         from .controller.local_llm import LocalController  # noqa: PLC0415
 
         store = store or model_store(config)
         config = choose_models(config, store)
-        engine = await asyncio.to_thread(load_llm, _resolve(store, config.llm.model, "llm", notice), config.llm)
-        local = LocalController(engine, registry, bus, config.llm)
-        if fast is not None:
-            local.vocabulary = fast.tool_vocabulary()
-        await asyncio.to_thread(local.warm)  # the stable prompt prefix, evaluated once
+        try:
+            engine = await asyncio.to_thread(load_llm, _resolve(store, config.llm.model, "llm", notice), config.llm)
+        except AssistantError as exc:
+            if not degrade:
+                raise
+            problems["llm"] = exc.message + (f" ({exc.hint})" if exc.hint else "")
+            log.error("local LLM unavailable, starting without it: %s", problems["llm"])
+            engine = None
+        if engine is not None:
+            local = LocalController(engine, registry, bus, config.llm)
+            if fast is not None:
+                local.vocabulary = fast.tool_vocabulary()
+            await asyncio.to_thread(local.warm)  # the stable prompt prefix, evaluated once
     tier = None
     if remote and config.remote.endpoints:
         from .controller.remote import RemoteTier  # noqa: PLC0415
@@ -279,4 +337,4 @@ async def build_controller(
         tier = RemoteTier(config, registry, bus)
         registry.services["remote"] = tier  # tools that need a bigger model ask through it (policy applies)
     router = Router(config, registry, bus, fast_path=fast, tolerant=tolerant, local=local, remote=tier, confirm=confirm)
-    return Controller(registry=registry, router=router, fast_path=fast)
+    return Controller(registry=registry, router=router, fast_path=fast, problems=problems)

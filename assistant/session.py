@@ -48,6 +48,9 @@ class SessionOptions:
     speak: bool = True
     """Load TTS and open the sink (False: text replies only)."""
     notice: Callable[[str], None] | None = None
+    degrade: bool = False
+    """Start with what works when a model is missing or corrupt (no LLM → templates only; no TTS →
+    text replies; no wake model or ASR → typed requests only) instead of failing; :attr:`Session.problems` says what is missing."""
     tolerate_missing_devices: bool = False
     """Start without a microphone or speaker when there is none (the service: it keeps serving
     its API and retries the devices) instead of failing."""
@@ -77,6 +80,8 @@ class Session:
         self.started_at = 0.0
         self.load_s = 0.0
         self.device_errors: list[str] = []
+        self.problems: dict[str, str] = {}
+        """What does not work right now, by part ("voice": "the voice loop failed …"); /health reads it."""
         self.timings = TurnTimings()
         """Per-turn stage timings (the API's status, the logs and the TUI read it)."""
         self.bus.subscribe(self.timings)
@@ -105,16 +110,22 @@ class Session:
         if opts.voice and opts.input_file is not None:
             source = FileSource(opts.input_file, realtime=opts.realtime)  # a bad file fails before models load
         self.speech, self.controller = await asyncio.gather(
-            load_speech(self.config, wake=opts.voice, asr=opts.voice, tts=opts.speak, notice=opts.notice),
-            build_controller(self.config, self.bus, confirm=self._confirm_hook, notice=opts.notice),
+            load_speech(self.config, wake=opts.voice, asr=opts.voice, tts=opts.speak, notice=opts.notice, degrade=opts.degrade),
+            build_controller(self.config, self.bus, confirm=self._confirm_hook, notice=opts.notice, degrade=opts.degrade),
         )
-        if opts.voice and source is None:
+        self.problems.update(self.speech.problems)
+        self.problems.update(self.controller.problems)
+        for kind, why in self.problems.items():
+            if opts.notice:
+                opts.notice(f"starting without the {kind} model: {why}")
+        if opts.voice and source is None and self.speech.listener is not None:
             try:
                 source = MicrophoneSource(self.config.audio.input_device)
             except AudioDeviceError as exc:
                 if not opts.tolerate_missing_devices:
                     raise
                 self.device_errors.append(exc.message)
+                self.problems["microphone"] = exc.message
                 log.error("no microphone: %s", exc.message)
         self.source = source
         if opts.speak:
@@ -127,6 +138,7 @@ class Session:
                 if not opts.tolerate_missing_devices:
                     raise
                 self.device_errors.append(exc.message)
+                self.problems["speaker"] = f"replies are text only: {exc.message}"
                 log.error("no speaker, replies are not spoken: %s", exc.message)
         self.pipeline = Pipeline(
             self.config, self.speech.listener, asr=self.speech.asr, tts=self.speech.tts, responder=self.controller.router,
@@ -153,7 +165,7 @@ class Session:
     async def run_voice(self) -> None:
         """Listen until the input ends (a file) or the task is cancelled (the microphone)."""
         assert self.pipeline is not None
-        if self.source is None:
+        if self.source is None or self.pipeline.voice is None:
             return
         await self.pipeline.run(self.source)
 

@@ -20,7 +20,7 @@ def table(r: dict[str, Any]) -> str:
                                    ("models", ", ".join(f"{v}" for v in r.get("models", {}).values() if isinstance(v, str)))]
     for route, e in r.get("e2e", {}).items():
         rows.append((f"e2e {route}: end of utterance → first audio", f"p50 {_g(e, 'ours_ms', 'p50')} ms, p95 {_g(e, 'ours_ms', 'p95')} ms (n={_g(e, 'ours_ms', 'n')})"))
-        rows.append((f"e2e {route}: naive sequential pipeline", f"p50 {_g(e, 'naive_ms', 'p50')} ms → naive/ours = {e.get('ratio_naive_over_ours_p50')}x"))
+        rows.append((f"e2e {route}: sequential pipeline, same router", f"p50 {_g(e, 'naive_ms', 'p50')} ms → sequential/ours = {e.get('ratio_naive_over_ours_p50')}x"))
         st = e.get("stages_ms", {})
         parts = [f"{k} {v['p50']:.0f}" for k, v in st.items() if k not in ("first_audio",) and isinstance(v, dict) and "p50" in v]
         rows.append((f"e2e {route}: stages p50 ms", " · ".join(parts)))
@@ -28,12 +28,16 @@ def table(r: dict[str, Any]) -> str:
         if route in ("cutoffs", "method"):
             continue
         rows.append((f"turn {route}: last voiced frame → reply heard", f"p50 {_g(e, 'ours_ms', 'p50')} ms, p95 {_g(e, 'ours_ms', 'p95')} ms (n={_g(e, 'ours_ms', 'n')}); "
-                     f"earcon p50 {_g(e, 'earcon_ms', 'p50')} ms"))
+                     f"earcon in {_g(e, 'earcon_ms', 'n')} turns, p50 {_g(e, 'earcon_ms', 'p50')} ms"))
         rows.append((f"turn {route}: sequential 700 ms baseline", f"p50 {_g(e, 'naive_ms', 'p50')} ms, p95 {_g(e, 'naive_ms', 'p95')} ms → baseline/ours = {e.get('ratio_naive_over_ours_p50')}x"))
         st = e.get("stages_ms", {})
         rows.append((f"turn {route}: stages p50 ms", " · ".join(f"{k} {v['p50']:.0f}" for k, v in st.items() if isinstance(v, dict) and "p50" in v)))
     for rule, c in r.get("turn", {}).get("cutoffs", {}).items():
         rows.append((f"turn cut off mid-sentence: {rule}", f"{c['cut_off']}/{c['turns']} = {c['rate']:.0%}" if c.get("rate") is not None else "-"))
+    for name, conds in r.get("vad", {}).items():
+        rows.append((f"vad {name}: recall / false voice / end found p50 (never)",
+                     " · ".join(f"{c}: {v['speech_recall']:.0%}/{v['false_voice']:.0%}/{v['end_found_ms_p50']} ms ({v['end_never']})" for c, v in conds.items())))
+        rows.append((f"vad {name}: CPU ms per audio s", f"{next(iter(conds.values()))['cpu_ms_per_audio_s']}"))
     w = r.get("wake")
     if w:
         rows.append(("wake: detection rate", f"{w['detection_rate']:.0%} of {w['positive_clips']} positive clips"))

@@ -15,10 +15,12 @@ the same wake stage, endpointing on a fixed 700 ms of webrtcvad silence (Home As
 Whisper on the whole utterance after the endpoint, the same router (templates, tolerant matcher, the
 local LLM with its prompt prefix cached and kept warm), the whole reply synthesised, then played.
 
-**Cut-offs** (section ``turn``, ``cutoffs``): requests said in two parts with a natural
-mid-sentence pause of 300, 450 or 600 ms between them ("turn on the" … "kitchen light"), read from
-a file (every pause judged in order). A cut-off is a turn that ended before the second part. Rates
-for the turn detector, for Smart Turn alone (no words), and for a fixed 300 ms silence.
+**Cut-offs** (section ``turn``, ``cutoffs``): requests said in two parts with a mid-sentence
+pause of 300, 450 or 600 ms between them ("switch on the" … "garage light"), each part synthesised
+on its own (so the first part ends with a falling, finished-sounding intonation: harder for Smart
+Turn than a person's trailing voice), under room noise, read from a file (every pause judged in
+order); the held-out set, never tuned on. A cut-off is a turn that ended before the second part.
+Rates for the turn detector, for Smart Turn alone (no words), and for fixed 300 and 700 ms silences.
 """
 
 from __future__ import annotations
@@ -59,6 +61,18 @@ REFUSED = [
         "what is trending today.", "about the football scores.", "for a good restaurant nearby.", "what the tide times are.",
         "to summarise the news.", "what the air quality is.", "when sunset is tomorrow.", "about flights to Berlin.",
     )
+]
+# Requests said in two parts. TWO_PARTS is the development set the text-completeness threshold
+# (endpoint.min_completeness) was chosen on; HELD_OUT_TWO_PARTS was written after and never tuned
+# on: the cut-off rate reported is on it.
+HELD_OUT_TWO_PARTS = [
+    ("Switch on the", "garage light."), ("Please turn the", "hallway light off."), ("Set the bedroom lamp to", "forty percent."),
+    ("How long is left on", "my timer?"), ("Lock the", "front door."), ("What is the weather like", "in Paris?"),
+    ("Put coffee on", "my shopping list."), ("Could you dim the", "living room lamp?"), ("Start a timer for", "twenty minutes."),
+    ("Turn up the", "thermostat."), ("Play some music in", "the kitchen."), ("Who was the first person", "on the moon?"),
+    ("Is the back door", "locked?"), ("Make the kitchen light", "a bit brighter."), ("Turn off the fan in", "the bedroom."),
+    ("How many days are there", "in a leap year?"), ("Close all the", "blinds."), ("Add eggs and", "butter to the list."),
+    ("What's the temperature in", "the living room?"), ("Switch the desk lamp", "on please."),
 ]
 TWO_PARTS = [
     ("Turn on the", "kitchen light."), ("Turn off the", "desk lamp."), ("Set the kitchen light to", "fifty percent."),
@@ -144,15 +158,18 @@ class PacedSource:
 class CardSink:
     """A sound card model: audio plays in order at its rate; records when each chunk's first sample is heard."""
 
-    heard: list[tuple[float, int]] = field(default_factory=list)
-    """(instant its first sample is heard, samples) per chunk played."""
+    heard: list[tuple[float, int, bool]] = field(default_factory=list)
+    """(instant its first sample is heard, samples, is the earcon) per chunk played."""
     sample_rate: int | None = None
     _busy_until: float = 0.0
 
     async def play(self, samples: np.ndarray, rate: int) -> None:
+        from assistant.speech.tts import earcon
+
         now = time.monotonic()
         start = max(now, self._busy_until)
-        self.heard.append((start, len(samples)))
+        tone = earcon(rate)
+        self.heard.append((start, len(samples), len(samples) == len(tone) and bool(np.array_equal(samples, tone))))
         self._busy_until = start + len(samples) / rate
 
     async def drain(self) -> None:
@@ -179,7 +196,7 @@ async def ours(ctx, turn: Turn) -> tuple[float | None, float | None, str, dict[s
     from assistant.pipeline import Pipeline
 
     cfg = ctx.config.with_overrides({"endpoint.follow_up_s": 0.0})
-    listener = build_listener(cfg, ctx.speech.listener.wake.model, ctx.speech.turn)
+    listener = build_listener(cfg, ctx.speech.listener.wake.model, ctx.speech.turn, ctx.speech.turn_text)
     ctx.speech.listener.wake.model.reset()
     ctx.controller.router.conversation.clear()
     sink = CardSink()
@@ -193,8 +210,9 @@ async def ours(ctx, turn: Turn) -> tuple[float | None, float | None, str, dict[s
     finally:
         unsub()
     t_last = src.delivered_at(turn.last_voiced)
-    earcon_ms = (sink.heard[0][0] - t_last) * 1000 if sink.heard and cfg.tts.earcon else None
-    replies = sink.heard[1:] if cfg.tts.earcon else sink.heard
+    tones = [h for h in sink.heard if h[2]]
+    replies = [h for h in sink.heard if not h[2]]
+    earcon_ms = (tones[0][0] - t_last) * 1000 if tones else None
     reply_ms = (replies[0][0] - t_last) * 1000 if replies else None
     stages: dict[str, float] = {}
     for e in events:
@@ -248,7 +266,7 @@ async def cutoffs(ctx, quick: bool) -> dict[str, Any]:
 
     vs = voices(ctx.speech.tts, quick=True)
     noise = room_noise("pink", 20.0)
-    cases = TWO_PARTS[:4] if quick else TWO_PARTS
+    cases = HELD_OUT_TWO_PARTS[:4] if quick else HELD_OUT_TWO_PARTS
     gaps = (0.3, 0.45, 0.6)
     rules = {
         "turn detector (Smart Turn + words)": ({}, True, True),
@@ -269,14 +287,15 @@ async def cutoffs(ctx, quick: bool) -> dict[str, Any]:
                 audio = mix(speech, noise, _rms(np.concatenate([first, second])))
                 second_start_s = (lead.size + first.size + gap * SAMPLE_RATE) / SAMPLE_RATE
                 cfg = ctx.config.with_overrides({"endpoint.follow_up_s": 0.0, **over})
-                listener = build_listener(cfg, ctx.speech.listener.wake.model, ctx.speech.turn if detect else None)
+                listener = build_listener(cfg, ctx.speech.listener.wake.model, ctx.speech.turn if detect else None,
+                                          ctx.speech.turn_text if detect and words else None)
                 events: list = []
                 unsub = ctx.bus.subscribe(events.append)
                 pipe = Pipeline(cfg, listener, asr=ctx.speech.asr, bus=ctx.bus, rescorer=ctx.controller.rescorer if words else None)
                 if pipe.voice.end_of_turn is not None and not words:
                     pipe.voice.end_of_turn.recognizer = None  # prosody only
                 try:
-                    await pipe.run(ArraySource(audio), listen_now=True)
+                    await pipe.voice.run(ArraySource(audio), listen_now=True)
                 finally:
                     unsub()
                 ends = [e for e in events if isinstance(e, SpeechEnded)]

@@ -122,3 +122,23 @@ def test_a_microphone_that_stops_is_reported(monkeypatch):
     with pytest.raises(AudioDeviceError, match="stopped delivering audio") as info:
         asyncio.run(go())
     assert "unplugged" in info.value.hint
+
+
+def test_a_microphone_the_assistant_does_not_keep_up_with_drops_the_oldest_audio():
+    """The capture queue is bounded: while nobody reads (a stalled loop), old blocks are dropped and counted."""
+    from assistant.audio.devices import MIC_QUEUE_BLOCKS
+
+    sd = FakeSoundDevice(mic_audio=np.zeros(16000 * 60, np.int16), mic_rate=SAMPLE_RATE, speed=40.0)
+    mic = MicrophoneSource(None, sd=sd)
+
+    async def go():
+        frames = mic.frames()
+        await frames.__anext__()  # opened
+        await asyncio.sleep(0.6)  # ~24 s of audio arrives; nobody reads
+        size = mic._queue.qsize()
+        await frames.aclose()
+        return size
+
+    size = asyncio.run(go())
+    assert size <= MIC_QUEUE_BLOCKS
+    assert mic.dropped > 300

@@ -477,6 +477,13 @@ def test_sighup_reloads_the_config_and_survives_a_bad_one(svc_config, tmp_path):
         _until(lambda: any("invalid" in l.get("msg", "") for l in svc.logs()), 30, "bad config logged")
         svc.wait_ready(30)
         assert svc.post("/ask", json={"text": "what time is it"}, timeout=60).status_code == 200
+        # a valid file naming a model that is not installed: the service goes on with the previous configuration
+        save_config(good.with_overrides({"asr.model": "whisper-small.en"}), svc.cfg_path)
+        svc.proc.send_signal(signal.SIGHUP)
+        _until(lambda: any("cannot start; starting the previous one" in l.get("msg", "") for l in svc.logs()), 120, "failed reload logged")
+        _until(lambda: sum(l.get("msg") == "ready" for l in svc.logs()) >= 3, 120, "running again")
+        assert svc.proc.poll() is None
+        assert svc.post("/ask", json={"text": "what time is it"}, timeout=60).status_code == 200
     finally:
         assert svc.stop() == 0
 
@@ -491,3 +498,81 @@ def test_systemd_unit(tmp_path):
                  "ReadWritePaths=/var/lib/jarvis-assistant", "SupplementaryGroups=audio", "ExecReload=/bin/kill -HUP $MAINPID"):
         assert line in text
     assert " serve" in text.split("ExecStart=")[1].splitlines()[0]
+
+
+class _BrokenDriverSource:
+    """A microphone whose driver fails with an unexpected error after a second of audio (the I/O boundary)."""
+
+    realtime = True
+
+    def __init__(self) -> None:
+        self.opened = 0
+
+    async def frames(self):
+        self.opened += 1
+        for _ in range(50):
+            await asyncio.sleep(0.001)
+            yield np.zeros(320, np.int16)
+        raise RuntimeError("driver returned a buffer of the wrong size")
+
+    async def close(self) -> None:
+        pass
+
+
+def test_a_failing_voice_loop_is_restarted_and_health_says_degraded(config, tmp_path, monkeypatch):
+    from assistant.service import daemon as daemon_mod
+    from assistant.service.daemon import Service as Daemon
+    from assistant.session import Session, SessionOptions
+
+    sources = [_BrokenDriverSource(), _BrokenDriverSource()]
+    monkeypatch.setattr(daemon_mod, "MicrophoneSource", lambda device: sources.pop(0))  # the next microphone opened
+    opts = SessionOptions(speak=False, tolerate_missing_devices=True)
+    svc = Daemon(config.with_overrides({"llm.enabled": False}), None, opts)
+
+    async def go():
+        session = Session(svc.config, opts)
+        await session.start()
+        session.source = _BrokenDriverSource()
+        api = daemon_mod.ApiServer(session, svc.config, daemon_mod.Metrics(), started_at=time.time())
+        task = asyncio.create_task(svc._voice_loop(session))
+        try:
+            for _ in range(100):
+                await asyncio.sleep(0.05)
+                if session.problems:
+                    break
+            health = json.loads((await api.health(None)).text)
+            assert health["status"] == "degraded" and "wrong size" in health["problems"]["voice"]
+            assert not task.done()  # still supervised, not dead
+            for _ in range(100):
+                await asyncio.sleep(0.05)
+                if svc.voice_restarts >= 2:
+                    break
+            assert svc.voice_restarts >= 2 and len(sources) <= 1  # restarted, with a freshly opened microphone
+            assert (await session.ask("what time is it")).startswith("It is")  # the rest keeps working
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await session.close()
+
+    asyncio.run(go())
+
+
+def test_corrupt_models_start_a_degraded_service_that_says_what_is_missing(config, tmp_path):
+    """A corrupt voice and a corrupt LLM: the service starts anyway, answers by text through the
+    templates, and /health says what is missing and why."""
+    bad_voice = tmp_path / "voice.onnx"
+    bad_voice.write_bytes(b"not a voice")
+    (tmp_path / "voice.onnx.json").write_text("{}")
+    bad_llm = tmp_path / "model.gguf"
+    bad_llm.write_bytes(b"GGUF but not really")
+    cfg = config.with_overrides({"tts.voice": str(bad_voice), "llm.enabled": True, "llm.model": str(bad_llm)})
+    svc = Service(cfg, tmp_path, None)
+    try:
+        svc.wait_ready()
+        health = httpx.get(svc.url + "/health", timeout=5).json()
+        assert health["status"] == "degraded"
+        assert {"tts", "llm"} <= set(health["problems"]), health
+        r = svc.post("/ask", json={"text": "what time is it"}, timeout=60)
+        assert r.status_code == 200 and r.json()["reply"].startswith("It is")
+    finally:
+        assert svc.stop() == 0

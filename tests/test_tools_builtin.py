@@ -48,6 +48,37 @@ async def test_timer_fires_an_event_when_due(cfg):
         await reg.close()
 
 
+async def test_the_scheduler_survives_a_database_error(cfg):
+    """A locked database (the storage boundary) once: the error is counted and the timer still fires."""
+    import sqlite3
+
+    bus = EventBus()
+    events = bus.record()
+    reg = await _reg(cfg, bus)
+    timers = reg.service("timers")
+    real = timers.store.active
+    failures = []
+
+    def flaky():
+        if not failures:
+            failures.append(1)
+            raise sqlite3.OperationalError("database is locked")
+        return real()
+
+    try:
+        await reg.call("timer_start", {"seconds": 1, "name": "eggs"})
+        timers.store.active = flaky
+        timers._changed()  # the scheduler looks again now, and meets the error
+        for _ in range(60):
+            if any(isinstance(e, TimerFired) for e in events):
+                break
+            await asyncio.sleep(0.1)
+        assert timers.errors == 1
+        assert [e.name for e in events if isinstance(e, TimerFired)] == ["the eggs timer"]
+    finally:
+        await reg.close()
+
+
 async def test_timers_survive_a_restart_and_fire_late(cfg):
     reg = await _reg(cfg)
     await reg.call("timer_start", {"minutes": 10, "name": "pasta"})

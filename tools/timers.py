@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import sqlite3
 import time
 import uuid
@@ -24,6 +25,8 @@ from assistant.bus import EventBus
 from assistant.errors import ToolError
 from assistant.events import TimerFired
 from assistant.toolkit import PluginContext, Risk, Toolbox, hookimpl, tool
+
+log = logging.getLogger(__name__)
 
 __all__ = ["TimerStore", "Timers", "register_tools", "say_duration"]
 
@@ -148,6 +151,8 @@ class Timers(Toolbox):
 
     async def start(self) -> None:
         self._wake = asyncio.Event()
+        self.errors = 0
+        """Scheduler errors survived."""
         self._task = asyncio.create_task(self._scheduler(), name="timer-scheduler")
 
     async def close(self) -> None:
@@ -160,20 +165,33 @@ class Timers(Toolbox):
         self.store.close()
 
     async def _scheduler(self) -> None:
+        """Fire what is due, sleep until the next; an error (a locked database, a failing
+        observer) is logged and retried a second later: the scheduler never stops."""
         while True:
-            now = self.clock()
-            due = [t for t in self.store.active() if not t.paused and (t.due_at or 0) <= now]
-            for t in due:
-                t.fired = 1
-                self.store.update(t)
-                self.bus.emit(TimerFired(timer_id=t.id, name=t.label()))
-            upcoming = [t.due_at for t in self.store.active() if not t.paused and t.due_at]
-            delay = min(upcoming) - self.clock() if upcoming else 3600.0
-            self._wake.clear()
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=max(0.01, min(delay, 3600.0)))
-            except asyncio.TimeoutError:
-                pass
+                await self._tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001
+                log.exception("timer scheduler: an error; retrying in 1 s")
+                self.errors += 1
+                await asyncio.sleep(1.0)
+
+    async def _tick(self) -> None:
+        """Fire the timers that are due, then sleep until the next one (or a change)."""
+        now = self.clock()
+        due = [t for t in self.store.active() if not t.paused and (t.due_at or 0) <= now]
+        for t in due:
+            t.fired = 1
+            self.store.update(t)
+            self.bus.emit(TimerFired(timer_id=t.id, name=t.label()))
+        upcoming = [t.due_at for t in self.store.active() if not t.paused and t.due_at]
+        delay = min(upcoming) - self.clock() if upcoming else 3600.0
+        self._wake.clear()
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=max(0.01, min(delay, 3600.0)))
+        except asyncio.TimeoutError:
+            pass
 
     def _changed(self) -> None:
         self._wake.set()

@@ -137,6 +137,8 @@ class JarvisApp(App):
             self.ready.set()
             return
         queue = self.session.bus.queue()
+        for part, why in (getattr(self.session, "problems", None) or {}).items():
+            self.notify(f"without {part}: {why}", severity="warning", timeout=15)  # started with what works
         self._show_state(self.session.state if self.session.remote else "idle")
         self.refresh_panels()
         self.session.on_home_change(lambda: self.call_later(self.refresh_home))

@@ -23,6 +23,8 @@ from .io import FRAME_SAMPLES, SAMPLE_RATE, resample, to_int16
 
 MIC_STALL_S = 3.0
 """A microphone that delivers nothing for this long is considered gone."""
+MIC_QUEUE_BLOCKS = 250
+"""Captured 20 ms blocks held for the assistant (5 s); when it falls further behind, the oldest are dropped."""
 
 __all__ = ["DeviceInfo", "MicrophoneSource", "SpeakerSink", "list_devices", "load_sounddevice", "resolve_device"]
 
@@ -169,16 +171,24 @@ class MicrophoneSource:
         self._pending = np.zeros(0, dtype=np.int16)
         self.rate = SAMPLE_RATE
         self.overflows = 0
+        self.dropped = 0
+        """Blocks dropped (oldest first) because the assistant did not read them within :data:`MIC_QUEUE_BLOCKS`."""
 
     def _open(self, loop: asyncio.AbstractEventLoop) -> None:
         queue = self._queue
         assert queue is not None
 
+        def enqueue(block: np.ndarray) -> None:  # on the event loop
+            if queue.full():
+                queue.get_nowait()  # the assistant fell behind: the oldest audio goes, memory stays bounded
+                self.dropped += 1
+            queue.put_nowait(block)
+
         def callback(indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
             if status:
                 self.overflows += 1
             block = indata[:, 0].copy()
-            loop.call_soon_threadsafe(queue.put_nowait, block)
+            loop.call_soon_threadsafe(enqueue, block)
 
         errors = []
         for rate in (SAMPLE_RATE, int(self.device.default_samplerate)):
@@ -204,7 +214,7 @@ class MicrophoneSource:
 
     async def frames(self) -> AsyncIterator[np.ndarray]:
         loop = asyncio.get_running_loop()
-        self._queue = asyncio.Queue()
+        self._queue = asyncio.Queue(MIC_QUEUE_BLOCKS)
         self._open(loop)
         try:
             while True:
@@ -235,6 +245,8 @@ class MicrophoneSource:
             except Exception:
                 pass
         if self._queue is not None:
+            if self._queue.full():
+                self._queue.get_nowait()
             self._queue.put_nowait(None)
 
 

@@ -68,11 +68,15 @@ class ConversationPrinter:
             print("  ms:     " + " · ".join(f"{k} {t[k]:.0f}" for k in keys), file=self.out, flush=True)
 
 
-def ensure_models(config: Config, *, pull: bool) -> Config:
+def ensure_models(config: Config, *, pull: bool, degrade: bool = False) -> Config:
     """Choose "auto" models and fetch what is missing (first run), with progress bars.
 
+    Args:
+        pull: Download what is missing.
+        degrade: A model that is still missing is only warned about (the session starts without it).
+
     Raises:
-        ModelError: A model is missing and may not (or cannot) be downloaded.
+        ModelError: A model is missing and may not (or cannot) be downloaded (unless ``degrade``).
     """
     from .models_cmd import pull_with_progress  # noqa: PLC0415
 
@@ -88,6 +92,10 @@ def ensure_models(config: Config, *, pull: bool) -> Config:
             pull_with_progress(store, optional)
         except ModelError as exc:
             warn(f"could not fetch {', '.join(optional)} ({exc.message}); turns end after {config.endpoint.trailing_silence_ms} ms of silence")
+    if missing and degrade and not pull:
+        warn(f"models not installed or failing verification: {', '.join(missing)}; starting without them "
+             f"(`assistant models pull {' '.join(missing)}`)")
+        return config
     if missing:
         if not pull:
             raise ModelError(
@@ -98,6 +106,9 @@ def ensure_models(config: Config, *, pull: bool) -> Config:
         try:
             pull_with_progress(store, missing)
         except ModelError as exc:
+            if degrade:
+                warn(f"{exc.message}; starting without {', '.join(missing)}")
+                return config
             raise ModelError(
                 exc.message,
                 hint=(exc.hint + "; " if exc.hint else "") + "or copy the files here and run `assistant models import PATH`",

@@ -54,10 +54,10 @@ def serve(args: argparse.Namespace, config: Config) -> int:
     if overrides:
         config = config.with_overrides(overrides)
     setup_json_logging()
-    config = ensure_models(config, pull=not args.no_pull)
+    config = ensure_models(config, pull=not args.no_pull, degrade=True)
     options = SessionOptions(
         input_file=Path(args.input) if args.input else None, output_file=Path(args.output) if args.output else None,
-        realtime=True, notice=lambda text: warn(text), tolerate_missing_devices=True,
+        realtime=True, notice=lambda text: warn(text), tolerate_missing_devices=True, degrade=True,
     )
     config_path = Path(args.config) if args.config else (default_config_path() if default_config_path().exists() else None)
     service = Service(config, config_path, options, wyoming=args.wyoming or config.service.wyoming_enabled)

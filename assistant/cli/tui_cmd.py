@@ -41,10 +41,11 @@ def tui(args: argparse.Namespace, config: Config) -> int:
         return 0
     if config.asr.partial_interval_ms == 0:
         config = config.with_overrides({"asr.partial_interval_ms": 800})  # live partial transcripts
-    config = ensure_models(config, pull=not args.no_pull)
+    config = ensure_models(config, pull=not args.no_pull, degrade=True)
     options = SessionOptions(
         input_file=Path(args.input) if args.input else None, output_file=Path(args.output) if args.output else None,
         realtime=True, voice=not args.no_voice, speak=not args.no_speech,
+        degrade=True, tolerate_missing_devices=True,  # no speaker, a broken model: the TUI shows text and says what is missing
     )
     app = JarvisApp(config, options, config_path=Path(args.config) if args.config else default_config_path())
     app.run()

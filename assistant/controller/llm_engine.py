@@ -31,6 +31,11 @@ from ..errors import ModelError, require
 
 __all__ = ["CompletionStats", "LlmEngine", "load_llm"]
 
+
+LOAD_LOCK = threading.Lock()
+"""Held while a llama.cpp model loads: with ``verbose=False`` llama-cpp-python silences the
+process's stdout/stderr by swapping file descriptors, and two loads in parallel threads would
+leave them pointing at /dev/null for good."""
 log = logging.getLogger(__name__)
 
 CHATML = (
@@ -79,10 +84,11 @@ class LlmEngine:
         self.config = config
         self.path = path
         try:
-            self.llm = llama_cpp.Llama(
-                model_path=str(path), n_ctx=config.context, n_threads=config.threads or (os.cpu_count() or 1),
-                seed=config.seed, verbose=False,
-            )
+            with LOAD_LOCK:
+                self.llm = llama_cpp.Llama(
+                    model_path=str(path), n_ctx=config.context, n_threads=config.threads or (os.cpu_count() or 1),
+                    seed=config.seed, verbose=False,
+                )
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"llama.cpp cannot load {path}: {exc}", hint="the file is corrupt or of an unsupported architecture; `assistant models verify`") from None
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter  # noqa: PLC0415

@@ -3,7 +3,8 @@
 The endpointer (:mod:`assistant.speech.endpoint`) reports a :class:`~assistant.speech.endpoint.Pause`
 after ``endpoint.pause_ms`` of silence. This processor then, at once and in parallel, has the
 recogniser transcribe the utterance so far (the speculative transcript, which the final transcript
-reuses when the user does not go on) and Smart Turn read its audio, and hands both to the
+reuses when the user does not go on) and Smart Turn read its audio, scores how complete the words
+are as a sentence (:class:`~assistant.speech.turn.TextCompleteness`), and hands all three to the
 :class:`~assistant.speech.turn.TurnDetector`. If the user has finished and has not spoken again
 meanwhile, the utterance ends now; otherwise the endpointer keeps listening, up to
 ``endpoint.turn_ceiling_ms`` of silence.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from typing import Awaitable, Callable
 
@@ -20,7 +22,7 @@ from ..bus import EventBus
 from ..events import StageTiming
 from ..speech.endpoint import Pause, UtteranceEnd
 from ..speech.listener import Listener, ListenerMode
-from ..speech.turn import TurnDetector, TurnVerdict
+from ..speech.turn import TurnDetector, TurnVerdict, ends_unfinished
 from .recognizer import Recognizer
 
 __all__ = ["EndOfTurn"]
@@ -56,12 +58,16 @@ class EndOfTurn:
         if self.recognizer is not None:
             with contextlib.suppress(Exception):  # no transcript: prosody alone decides
                 text = self.recognizer.text_of(await asyncio.shield(self.recognizer.speculate_now(ep)))  # the final transcript may reuse it
+        completeness = -1.0
+        if text and self.detector.text_model is not None and re.search(r"[^\W\d_]", text) and not ends_unfinished(text):
+            with contextlib.suppress(Exception):  # no score: the other signals decide
+                completeness, _ = await asyncio.to_thread(self.detector.text_model.score, text)
         p, ms = await prosody if prosody is not None else (-1.0, 0.0)
-        verdict = self.detector.verdict(text, p, ms)
+        verdict = self.detector.verdict(text, p, ms, completeness)
         self.verdicts.append(verdict)
         self.bus.emit(StageTiming(stage="end_of_turn", ms=round((time.perf_counter() - t0) * 1000.0, 2), turn=turn,
                                   detail=f"{'finished' if verdict.finished else 'goes on'}: {verdict.reason}, p={verdict.probability:.2f}, "
-                                         f"smart turn {verdict.compute_ms:.0f} ms, pause {pause.index}, words {text!r}"))
+                                         f"text {completeness:.3f}, smart turn {verdict.compute_ms:.0f} ms, pause {pause.index}, words {text!r}"))
         return verdict
 
     def current(self, pause: Pause) -> bool:

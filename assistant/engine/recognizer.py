@@ -71,16 +71,13 @@ class Recognizer:
         self._maybe_partial(ep, turn)
 
     def _speculate(self, ep: "Endpointer", realtime: bool) -> None:
+        n = ep.captured_samples
+        silence = ep.silence_ms
+        if n == 0 or silence == 0:
+            self._spec = None  # speech goes on: a speculation made before is stale
+            return
         after = self.config.speculative_after_ms
         if not after or not realtime:
-            return
-        n = ep.captured_samples
-        if n == 0:
-            self._spec = None
-            return
-        silence = ep.silence_ms
-        if silence == 0:
-            self._spec = None  # speech goes on: a speculation made before is stale
             return
         if silence < after or self._spec is not None:
             return
@@ -95,8 +92,8 @@ class Recognizer:
         already (the turn detector reads it; the final transcript reuses it if the user stops here).
         Works for every source: a file read as fast as possible transcribes at its pauses too."""
         n = ep.captured_samples
-        if self._spec is not None and self._spec[0] == n:
-            return self._spec[1]
+        if self._spec is not None and not self._spec[1].cancelled():
+            return self._spec[1]  # started in this same pause: only silence came after it
         task = asyncio.ensure_future(asyncio.to_thread(self.asr.transcribe, ep.current_audio()))
         self._spec = (n, task)
         self._spec_busy = task

@@ -28,7 +28,7 @@ from ..bus import EventBus
 from ..config import TtsConfig
 from ..errors import AssistantError
 from ..events import AssistantState, AudioOut, ErrorEvent, Reply, Speak, StageTiming
-from ..speech.tts import SentenceSplitter, SpeechSynthesizer
+from ..speech.tts import SentenceSplitter, SpeechSynthesizer, earcon
 
 __all__ = ["DRAIN_MARGIN_S", "Speaker"]
 
@@ -66,6 +66,8 @@ class Speaker:
         self.reopen = reopen
         self._task: asyncio.Task | None = None
         self._queued_s = 0.0
+        self.chunks_played = 0
+        """Audio chunks handed to the sink so far (the earcon checks whether a reply has started)."""
         self.mentions_wake = False
         """The reply being spoken (or just spoken) says a wake phrase."""
         self.ended_at = 0.0
@@ -178,9 +180,23 @@ class Speaker:
         if pause:
             await self._play(np.zeros(pause, dtype=np.int16), rate)
 
+    async def earcon(self, after_s: float = 0.0) -> None:
+        """Play the earcon (the "I heard you" tone), after ``after_s`` seconds only if no reply
+        audio has started meanwhile."""
+        if not self.can_speak:
+            return
+        played = self.chunks_played
+        if after_s > 0:
+            await asyncio.sleep(after_s)
+            if self.chunks_played != played:
+                return
+        assert self.tts is not None and self.sink is not None
+        await self.sink.play(earcon(self.tts.sample_rate), self.tts.sample_rate)
+
     async def _play(self, samples: np.ndarray, rate: int) -> None:
         if self.sink is None:
             return
+        self.chunks_played += 1
         self._queued_s += samples.shape[0] / rate
         await self.sink.play(samples, rate)
 

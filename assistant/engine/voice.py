@@ -47,7 +47,6 @@ from ..events import (
 )
 from ..speech.endpoint import NoSpeechTimeout, Pause, SpeechStart, UtteranceEnd
 from ..speech.listener import BargeIn, Listener, ListenerMode
-from ..speech.tts import earcon
 from ..speech.turn import TurnDetector
 from ..speech.wake import WakeHit, WakeVerifier, phrase_from_model_name, wake_window
 from .arbiter import Request, TurnArbiter
@@ -143,7 +142,8 @@ class VoiceLoop:
         """Asks the turn detector at pauses (None: the endpointer's fixed trailing silence ends turns)."""
         if listener.endpointer.detect_turns:
             rescorer = recognizer.rescorer if recognizer is not None else None
-            detector = TurnDetector(listener.turn_model, config.endpoint.turn_threshold, rescorer.understands if rescorer is not None else None)
+            detector = TurnDetector(listener.turn_model, config.endpoint.turn_threshold, rescorer.understands if rescorer is not None else None,
+                                    text_model=getattr(listener, "text_model", None), min_completeness=config.endpoint.min_completeness)
             self.end_of_turn = EndOfTurn(listener, detector, recognizer, bus)
         self._turn: _Turn | None = None
         self._turn_task: asyncio.Task | None = None
@@ -328,12 +328,16 @@ class VoiceLoop:
     async def _answer(self, turn: _Turn, utt: UtteranceEnd, t_end: float) -> None:
         self._answering = turn
         finished = False
+        ack: asyncio.Task | None = None
         try:
             if turn.verify is not None and not await turn.verify:
                 finished = True
                 return
             if self.speaker.can_speak and self.config.tts.earcon:
-                await self.speaker.sink.play(earcon(self.speaker.tts.sample_rate), self.speaker.tts.sample_rate)  # type: ignore[union-attr]
+                if self.realtime and self.config.tts.earcon_after_ms:
+                    ack = asyncio.create_task(self.speaker.earcon(self.config.tts.earcon_after_ms / 1000.0))  # only if the reply is slow
+                else:
+                    await self.speaker.earcon()
             self.set_state(AssistantState.TRANSCRIBING, turn.id)
             if self.recognizer is None:
                 self._finish_turn(turn, ok=True)
@@ -363,6 +367,8 @@ class VoiceLoop:
             self._finish_turn(turn, ok=True, follow_up=self._invites_follow_up(reply), announce=False)
             finished = True
         finally:
+            if ack is not None and not ack.done():
+                ack.cancel()
             if not finished and self._answering is turn:
                 # interrupted, or an error escaped: the listener must never stay busy
                 self._answering = None

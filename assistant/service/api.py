@@ -1,7 +1,7 @@
 """The control and observation API of the headless service (aiohttp).
 
 =========================  ====================================================================
-``GET  /health``           ``{"status": "ok", "state": ..., "uptime_s": ...}`` — never needs a token
+``GET  /health``           ``{"status": "ok" | "degraded", "state": ..., "uptime_s": ..., "problems": {part: why}}`` — never needs a token
 ``GET  /status``           state, mute, models, turn count, the last turn's timings, recent errors
 ``GET  /events?last=N``    the most recent events (JSON list)
 ``GET  /events/stream``    events as they happen (Server-Sent Events)
@@ -156,7 +156,11 @@ class ApiServer:
     # ------------------------------------------------------------------ handlers
 
     async def health(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "state": self.session.state, "uptime_s": round(time.time() - self.started_at, 1)})
+        problems = dict(getattr(self.session, "problems", {}) or {})
+        body = {"status": "degraded" if problems else "ok", "state": self.session.state, "uptime_s": round(time.time() - self.started_at, 1)}
+        if problems:
+            body["problems"] = problems
+        return web.json_response(body)
 
     async def status(self, request: web.Request) -> web.Response:
         cfg = self.session.config

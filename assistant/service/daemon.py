@@ -8,6 +8,10 @@
   :data:`CONVERSATION_TTL_S`), timers and notes persist on their own, so a restart loses nothing.
 * A microphone that disappears is reopened with backoff; while it is gone the API and Wyoming
   servers keep serving.
+* The voice loop is supervised: any other error in it is logged and the loop restarted with
+  backoff; meanwhile ``/health`` says ``degraded`` and why.
+* A reload whose configuration cannot start (a model missing, a device gone) is logged and the
+  previous configuration started again: a SIGHUP never ends the service.
 """
 
 from __future__ import annotations
@@ -105,6 +109,8 @@ class Service:
         self.stop_requested = asyncio.Event()
         self.reload_requested = asyncio.Event()
         self.started_at = time.time()
+        self.voice_restarts = 0
+        """Times the supervised voice loop failed and was restarted."""
         self.session: Session | None = None
         self.api: ApiServer | None = None
 
@@ -143,13 +149,15 @@ class Service:
         delay = 1.0
         while not self.stop_requested.is_set():
             if session.source is None:
-                if not session.options.voice:
-                    return
+                if not session.options.voice or session.speech is None or session.speech.listener is None:
+                    return  # typed requests only (voice off, or its models did not load: /health says so)
                 try:
                     session.source = MicrophoneSource(session.config.audio.input_device)
                     log.info("microphone available", extra={"device": session.source.device.name})
+                    session.problems.pop("voice", None)
                 except AssistantError as exc:
                     log.warning("waiting for a microphone", extra={"error": exc.message, "retry_in_s": delay})
+                    session.problems["voice"] = f"no microphone: {exc.message}; retrying in {delay:.0f} s"
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 60.0)
                     continue
@@ -161,9 +169,21 @@ class Service:
                 delay = 1.0
             except AudioDeviceError as exc:
                 log.error("microphone problem; retrying", extra={"error": exc.message, "retry_in_s": delay})
+                session.problems["voice"] = f"microphone problem: {exc.message}; retrying in {delay:.0f} s"
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
                 session.source = None  # reopened at the top of the loop
+                session.problems.pop("voice", None)
+            except Exception as exc:  # noqa: BLE001 - a bug must not leave the service deaf while /health says ok
+                self.voice_restarts += 1
+                log.exception("the voice loop failed; restarting it", extra={"error": repr(exc), "retry_in_s": delay, "restarts": self.voice_restarts})
+                session.problems["voice"] = f"the voice loop failed ({exc!r}); restarting in {delay:.0f} s"
+                if session.options.input_file is not None:
+                    return  # a recording is not replayed
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60.0)
+                session.source = None  # reopened at the top of the loop
+                session.problems.pop("voice", None)
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -171,6 +191,7 @@ class Service:
             loop.add_signal_handler(sig, self._request_stop, sig)
         loop.add_signal_handler(signal.SIGHUP, self.reload_requested.set)
         code = 0
+        previous: Config | None = None  # the configuration to fall back to when a reload cannot start
         while True:
             bus = EventBus()
             metrics = Metrics()
@@ -198,9 +219,15 @@ class Service:
                     wy = WyomingService(session, self.config)
                     await wy.start()
             except AssistantError as exc:
-                log.error("cannot start", extra={"error": exc.message, "hint": exc.hint})
                 await session.close()
+                if previous is not None:
+                    log.error("the reloaded configuration cannot start; starting the previous one again",
+                              extra={"error": exc.message, "hint": exc.hint})
+                    self.config, previous = previous, None
+                    continue
+                log.error("cannot start", extra={"error": exc.message, "hint": exc.hint})
                 return exc.exit_code
+            previous = None
             log.info("ready", extra={"load_s": round(session.load_s, 2), "api": f"http://{self.api.host}:{self.api.port}",
                                      "wyoming": wy.uri if wy else None, "input": str(options.input_file or "microphone")})
             voice = asyncio.create_task(self._voice_loop(session))
@@ -223,7 +250,7 @@ class Service:
             if self.stop_requested.is_set():
                 log.info("stopped")
                 return code
-            self.config = new_config
+            previous, self.config = self.config, new_config
             log.info("restarting with the reloaded configuration")
 
     def _request_stop(self, sig: signal.Signals) -> None:

@@ -423,8 +423,9 @@ class _Handler:
         end = run.end_stage
         speak = end == PipelineStage.TTS and self.session.speech is not None and self.session.speech.tts is not None
         sink = SatelliteSpeaker(self.write) if speak else None
-        listener = build_listener(self.session.config, await self.borrow_wake_model(),
-                                  self.session.speech.turn if self.session.speech is not None else None)
+        speech = self.session.speech
+        listener = build_listener(self.session.config, await self.borrow_wake_model(), speech.turn if speech is not None else None,
+                                  speech.turn_text if speech is not None else None)
         loop = pipeline.satellite(listener, sink, origin=self.origin, area=self.service.areas.get(self.peer),
                                   answer=end in (PipelineStage.INTENT, PipelineStage.HANDLE, PipelineStage.TTS), speak=speak)
         loop.verifier = loop.verifier if run.start_stage == PipelineStage.WAKE else None

@@ -1,6 +1,6 @@
 """Endpointing: find the start and the end of the utterance that follows the wake word.
 
-A webrtcvad decision per 20 ms frame drives a small state machine:
+A voice decision per 20 ms frame (webrtcvad, or Silero VAD: ``endpoint.vad``) drives a small state machine:
 
 * **waiting** for speech: ``min_speech_ms`` of consecutive voiced frames start the utterance; it
   begins ``pre_roll_ms`` before that run, so the first syllable is never cut. Nobody speaking
@@ -24,7 +24,7 @@ import numpy as np
 
 from ..audio.io import FRAME_MS, SAMPLE_RATE
 from ..config import EndpointConfig
-from .vad import Vad
+from .vad import make_vad
 
 __all__ = ["Endpointer", "EndpointState", "NoSpeechTimeout", "Pause", "SpeechStart", "UtteranceEnd"]
 
@@ -89,7 +89,7 @@ class Endpointer:
         self.detect_turns = detect_turns
         self._pause = max(1, config.pause_ms // FRAME_MS)
         self._pauses = 0
-        self.vad = Vad(config.vad_aggressiveness)
+        self.vad = make_vad(config.vad, config.vad_aggressiveness, config.vad_threshold)
         self.state = EndpointState.IDLE
         pre_frames = max(1, config.pre_roll_ms // FRAME_MS)
         self._min_speech = max(1, config.min_speech_ms // FRAME_MS)
@@ -112,6 +112,7 @@ class Endpointer:
             timeout_s: No-speech timeout; None = the configured one.
         """
         self.state = EndpointState.WAITING
+        self.vad.reset()
         self._pre.clear()
         self._frames = []
         self._voiced_run = self._silence_run = 0

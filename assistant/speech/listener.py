@@ -56,6 +56,8 @@ class Listener:
         self.wake = wake
         self.endpointer = endpointer
         self.turn_model = turn_model
+        self.text_model = None
+        """The turn detector's :class:`~.turn.TextCompleteness`, if any."""
         self.ring = AudioRing(ring_s)
         self.mode = ListenerMode.WAKE
         self.barge_in = True
