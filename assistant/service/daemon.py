@@ -29,7 +29,7 @@ from ..audio.devices import MicrophoneSource
 from ..audio.io import PacedSink
 from ..bus import EventBus
 from ..config import Config, load_config
-from ..errors import AssistantError, AudioDeviceError
+from ..errors import AssistantError, AudioDeviceError, ModelError
 from ..events import Event, FinalTranscript, Reply, RouteDecided, TurnFinished
 from ..session import Session, SessionOptions
 from .api import ApiServer
@@ -155,6 +155,7 @@ class Service:
                     session.source = MicrophoneSource(session.config.audio.input_device)
                     log.info("microphone available", extra={"device": session.source.device.name})
                     session.problems.pop("voice", None)
+                    session.problems.pop("microphone", None)
                 except AssistantError as exc:
                     log.warning("waiting for a microphone", extra={"error": exc.message, "retry_in_s": delay})
                     session.problems["voice"] = f"no microphone: {exc.message}; retrying in {delay:.0f} s"
@@ -192,6 +193,7 @@ class Service:
         loop.add_signal_handler(signal.SIGHUP, self.reload_requested.set)
         code = 0
         previous: Config | None = None  # the configuration to fall back to when a reload cannot start
+        known_problems: dict[str, str] = {}  # what the running configuration already lacked
         while True:
             bus = EventBus()
             metrics = Metrics()
@@ -205,6 +207,9 @@ class Service:
             self.session = session
             try:
                 await session.start()
+                lost = sorted(set(session.problems) - set(known_problems) - {"microphone", "speaker", "voice"})
+                if previous is not None and lost:  # it starts, but without something the running configuration had
+                    raise ModelError("it cannot load " + "; ".join(f"{k}: {session.problems[k]}" for k in lost))
                 if options.output_file is not None and session.sink is not None and options.realtime:
                     session.sink = PacedSink(session.sink)  # a file that plays like a speaker
                     session.pipeline.set_sink(session.sink)
@@ -228,6 +233,7 @@ class Service:
                 log.error("cannot start", extra={"error": exc.message, "hint": exc.hint})
                 return exc.exit_code
             previous = None
+            known_problems = dict(session.problems)
             log.info("ready", extra={"load_s": round(session.load_s, 2), "api": f"http://{self.api.host}:{self.api.port}",
                                      "wyoming": wy.uri if wy else None, "input": str(options.input_file or "microphone")})
             voice = asyncio.create_task(self._voice_loop(session))
