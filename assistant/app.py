@@ -175,6 +175,19 @@ def load_turn_model(config: Config, store: ModelStore, notice: Notice | None = N
         return None
 
 
+def _import_engines(modules: list[str]) -> None:
+    """Import the engines' packages here, in one thread, before the loaders run in parallel
+    threads: two threads importing faster_whisper (or llama_cpp) at once can fail with Python's
+    import ``_DeadlockError``. A package that is not installed is left for its loader to report."""
+    import importlib  # noqa: PLC0415
+
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - not installed or broken: its loader reports it with a hint
+            pass
+
+
 @dataclass
 class Speech:
     """The loaded speech engines."""
@@ -213,6 +226,7 @@ async def load_speech(
     """
     store = store or model_store(config)
     config = choose_models(config, store)
+    _import_engines(["onnxruntime", "faster_whisper", "faster_whisper.vad", "llama_cpp"])
     jobs = {}
     if wake:
         jobs["wake"] = asyncio.to_thread(load_wake_model, config, store, notice)
