@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from .controller.router import Router
     from .toolkit.registry import ConfirmHook, ToolRegistry
 
-__all__ = ["Controller", "Speech", "build_controller", "choose_models", "load_speech", "missing_models", "missing_optional_models", "model_store", "turn_model_ref"]
+__all__ = ["Controller", "Speech", "build_controller", "choose_models", "load_speech", "missing_models", "import_engines", "missing_optional_models", "model_store", "turn_model_ref"]
 
 log = logging.getLogger(__name__)
 
@@ -129,9 +129,8 @@ def build_listener(config: Config, wake_model: WakeWordModel, turn_model: "Smart
     the endpointer reports pauses for the turn detector instead of waiting out a fixed silence;
     ``text_model`` lets the detector judge whether the words so far end a sentence."""
     detect = turn_model is not None and config.endpoint.turn_detection == "smart_turn"
-    listener = Listener(WakeStage(wake_model, config.wake), Endpointer(config.endpoint, detect_turns=detect), turn_model=turn_model if detect else None)
-    listener.text_model = text_model if detect else None
-    return listener
+    return Listener(WakeStage(wake_model, config.wake), Endpointer(config.endpoint, detect_turns=detect),
+                    turn_model=turn_model if detect else None, text_model=text_model if detect else None)
 
 
 def load_text_model(config: Config, store: ModelStore, notice: Notice | None = None) -> "TextCompleteness | None":
@@ -175,7 +174,7 @@ def load_turn_model(config: Config, store: ModelStore, notice: Notice | None = N
         return None
 
 
-def _import_engines(modules: list[str]) -> None:
+def import_engines(modules: list[str]) -> None:
     """Import the engines' packages here, in one thread, before the loaders run in parallel
     threads: two threads importing faster_whisper (or llama_cpp) at once can fail with Python's
     import ``_DeadlockError``. A package that is not installed is left for its loader to report."""
@@ -226,7 +225,7 @@ async def load_speech(
     """
     store = store or model_store(config)
     config = choose_models(config, store)
-    _import_engines(["onnxruntime", "faster_whisper", "faster_whisper.vad", "llama_cpp"])
+    import_engines(["onnxruntime", "faster_whisper", "faster_whisper.vad", "llama_cpp"])
     jobs = {}
     if wake:
         jobs["wake"] = asyncio.to_thread(load_wake_model, config, store, notice)

@@ -144,7 +144,7 @@ class EndpointConfig(_Section):
     always-on gate is webrtcvad either way, for its cost): Silero VAD v6 (the model faster-whisper
     ships) or webrtcvad. Measured (``benchmarks`` section ``vad``, 16 spoken requests): under pink
     room noise at 10 dB SNR webrtcvad (aggressiveness 2 or 3) calls 88 % of the noise voice and
-    never sees the end of 14 of the 16 requests, under music at 10 dB 78 % and all 16; Silero 0 %
+    never sees the end of 13 of the 16 requests, under music at 10 dB 76 % and all 16; Silero 0 %
     and none, for 2.3 ms of CPU per audio second instead of 0.13 ms; at 20 dB it sees an end ~20 ms
     later (its 32 ms windows). A TV talking underneath defeats both (it is voice)."""
     vad_threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
@@ -214,9 +214,10 @@ class AsrConfig(_Section):
     speculative_after_ms: int = Field(default=60, ge=0, le=5000)
     """Start recognising at the first pause this long, while endpointing still waits for the
     end; if the user does not go on, the transcript is ready when the utterance ends, and the turn
-    detector reads it at ``endpoint.pause_ms`` (0 = off). Measured on 2 x86 cores (fast-path turns,
-    last voiced frame → reply heard, p50 of 10): 646 ms at 200, 601 ms at 100, 528 ms at 60. A
-    speculation made stale by more speech is dropped, and at most one runs at a time."""
+    detector reads it at ``endpoint.pause_ms`` (0 = off). Measured on 2 x86 cores, 10 fast-path
+    requests of the ``turn`` benchmark (last voiced frame → first reply sample heard, real-time input,
+    white noise at 20 dB SNR, webrtcvad endpointer, no text model; p50): 646 ms at 200, 601 ms at
+    100, 528 ms at 60. A speculation made stale by more speech is dropped."""
 
 
 class TtsConfig(_Section):

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .app import Controller, Speech, _import_engines, build_controller, load_speech
+from .app import Controller, Speech, import_engines, build_controller, load_speech
 from .audio.devices import MicrophoneSource, SpeakerSink
 from .audio.io import AudioSink, AudioSource, FileSource, WavSink
 from .bus import EventBus
@@ -109,7 +109,7 @@ class Session:
         source: AudioSource | None = None
         if opts.voice and opts.input_file is not None:
             source = FileSource(opts.input_file, realtime=opts.realtime)  # a bad file fails before models load
-        _import_engines(["onnxruntime", "faster_whisper", "faster_whisper.vad", "llama_cpp"])  # before the parallel loaders
+        import_engines(["onnxruntime", "faster_whisper", "faster_whisper.vad", "llama_cpp"])  # before the parallel loaders
         self.speech, self.controller = await asyncio.gather(
             load_speech(self.config, wake=opts.voice, asr=opts.voice, tts=opts.speak, notice=opts.notice, degrade=opts.degrade),
             build_controller(self.config, self.bus, confirm=self._confirm_hook, notice=opts.notice, degrade=opts.degrade),

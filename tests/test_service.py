@@ -104,6 +104,16 @@ def _until(cond, timeout: float = 60.0, what: str = "condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+async def _read_until(client, *types: str) -> list:
+    """Wyoming events from ``client`` up to and including the first of one of ``types``."""
+    got = []
+    while True:
+        event = await asyncio.wait_for(client.read_event(), 60)
+        got.append(event)
+        if event.type in types:
+            return got
+
+
 def _synth(tts, text: str) -> np.ndarray:
     audio, _ = tts.synthesize_all(text)
     return resample(audio, tts.sample_rate, SAMPLE_RATE)
@@ -256,28 +266,20 @@ def test_wyoming_clients_get_transcripts_audio_and_answers(svc_config, tmp_path)
             await client.write_event(AudioChunk(rate=16000, width=2, channels=1, audio=audio[i : i + 1024].tobytes()).event())
         await client.write_event(AudioStop().event())
 
-    async def read_until(client, *types: str) -> list:
-        got = []
-        while True:
-            event = await asyncio.wait_for(client.read_event(), 60)
-            got.append(event)
-            if event.type in types:
-                return got
-
     async def session() -> None:
         async with AsyncTcpClient("127.0.0.1", svc.wyoming_port) as c:
             await c.write_event(Describe().event())
-            info = Info.from_event((await read_until(c, "info"))[-1])
+            info = Info.from_event((await _read_until(c, "info"))[-1])
             assert info.asr[0].models[0].name == "whisper-tiny.en"
             assert info.wake[0].models[0].name == "hey_jarvis_v0.1" and info.tts and info.handle
         async with AsyncTcpClient("127.0.0.1", svc.wyoming_port) as c:  # ASR, as wyoming-faster-whisper
             await c.write_event(Transcribe(language="en").event())
             await send_audio(c, np.concatenate([lamp, np.zeros(8000, np.int16)]))
-            t = Transcript.from_event((await read_until(c, "transcript"))[-1])
+            t = Transcript.from_event((await _read_until(c, "transcript"))[-1])
             assert normalize_transcript(t.text) == "turn on the living room lamp"
         async with AsyncTcpClient("127.0.0.1", svc.wyoming_port) as c:  # TTS, as wyoming-piper
             await c.write_event(Synthesize(text="Hello from the kitchen. The oven is ready.").event())
-            events = await read_until(c, "audio-stop")
+            events = await _read_until(c, "audio-stop")
             start = AudioStart.from_event(next(e for e in events if e.type == "audio-start"))
             pcm = b"".join(AudioChunk.from_event(e).audio for e in events if e.type == "audio-chunk")
             seconds = len(pcm) / 2 / start.rate
@@ -285,12 +287,12 @@ def test_wyoming_clients_get_transcripts_audio_and_answers(svc_config, tmp_path)
         async with AsyncTcpClient("127.0.0.1", svc.wyoming_port) as c:  # wake word, as wyoming-openwakeword
             await c.write_event(Detect(names=["hey_jarvis_v0.1"]).event())
             await send_audio(c, np.concatenate([np.zeros(8000, np.int16), jarvis, np.zeros(8000, np.int16)]))
-            d = Detection.from_event((await read_until(c, "detection", "not-detected"))[-1])
+            d = Detection.from_event((await _read_until(c, "detection", "not-detected"))[-1])
             assert d.name == "hey_jarvis_v0.1"
         async with AsyncTcpClient("127.0.0.1", svc.wyoming_port) as c:  # a satellite using this box as its brain
             await c.write_event(RunPipeline(start_stage=PipelineStage.ASR, end_stage=PipelineStage.TTS).event())
             await send_audio(c, np.concatenate([np.zeros(4000, np.int16), lamp, np.zeros(16000, np.int16)]))
-            events = await read_until(c, "handled")
+            events = await _read_until(c, "handled")
             types = [e.type for e in events]
             # the reply streams as it is spoken: transcript, then audio, then the whole reply's text
             assert types.index("voice-started") < types.index("voice-stopped") < types.index("transcript") < types.index("audio-start")
@@ -299,7 +301,7 @@ def test_wyoming_clients_get_transcripts_audio_and_answers(svc_config, tmp_path)
         async with AsyncTcpClient("127.0.0.1", svc.wyoming_port) as c:  # a satellite that listens for the wake word too
             await c.write_event(RunPipeline(start_stage=PipelineStage.WAKE, end_stage=PipelineStage.ASR).event())
             await send_audio(c, np.concatenate([np.zeros(8000, np.int16), jarvis, np.zeros(6000, np.int16), lamp, np.zeros(16000, np.int16)]))
-            events = await read_until(c, "transcript")
+            events = await _read_until(c, "transcript")
             assert [e.type for e in events if e.type in ("detection", "transcript")] == ["detection", "transcript"]
             assert normalize_transcript(Transcript.from_event(events[-1]).text) == "turn on the living room lamp"
 
@@ -337,28 +339,20 @@ def test_a_satellites_risky_request_is_confirmed_on_the_satellite(svc_config, tm
         if stop:
             await client.write_event(AudioStop().event())
 
-    async def read_until(client, *types: str) -> list:
-        got = []
-        while True:
-            event = await asyncio.wait_for(client.read_event(), 60)
-            got.append(event)
-            if event.type in types:
-                return got
-
     async def satellite() -> None:
         async with AsyncTcpClient("127.0.0.1", svc.wyoming_port) as c:
             await c.write_event(RunPipeline(start_stage=PipelineStage.ASR, end_stage=PipelineStage.TTS).event())
             await stream(c, np.concatenate([np.zeros(4000, np.int16), request, np.zeros(16000, np.int16)]), stop=False)
-            question = await read_until(c, "audio-stop")  # the question, spoken on the satellite
+            question = await _read_until(c, "audio-stop")  # the question, spoken on the satellite
             assert "transcript" in [e.type for e in question] and "handled" not in [e.type for e in question]
             assert sum(len(AudioChunk.from_event(e).audio) for e in question if e.type == "audio-chunk") > 22050  # > 0.5 s of speech
             await stream(c, np.concatenate([np.zeros(4000, np.int16), no, np.zeros(16000, np.int16)]), stop=True)
-            answer = await read_until(c, "handled")
+            answer = await _read_until(c, "handled")
             assert "won't" in Handled.from_event(answer[-1]).text
         async with AsyncTcpClient("127.0.0.1", svc.wyoming_port) as c:
             await c.write_event(RunPipeline(start_stage=PipelineStage.ASR, end_stage=PipelineStage.HANDLE).event())
             await stream(c, np.concatenate([np.zeros(4000, np.int16), light, np.zeros(16000, np.int16)]), stop=True)
-            handled = await read_until(c, "handled")
+            handled = await _read_until(c, "handled")
             assert Handled.from_event(handled[-1]).text == "Turned on the lights in the kitchen."
             assert "audio-start" not in [e.type for e in handled]  # ends at handle: text only
 

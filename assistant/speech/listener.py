@@ -50,13 +50,14 @@ class Listener:
         endpointer: Utterance capture.
         ring_s: Seconds of recent audio kept (at least the wake window and a turn's ASR time).
         turn_model: Smart Turn (:class:`~.turn.SmartTurn`) when the endpointer detects turns, else None.
+        text_model: The turn detector's text completeness model (:class:`~.turn.TextCompleteness`), or None.
     """
 
-    def __init__(self, wake: WakeStage, endpointer: Endpointer, ring_s: float = 8.0, turn_model=None) -> None:
+    def __init__(self, wake: WakeStage, endpointer: Endpointer, ring_s: float = 8.0, turn_model=None, text_model=None) -> None:
         self.wake = wake
         self.endpointer = endpointer
         self.turn_model = turn_model
-        self.text_model = None
+        self.text_model = text_model
         """The turn detector's :class:`~.turn.TextCompleteness`, if any."""
         self.ring = AudioRing(ring_s)
         self.mode = ListenerMode.WAKE

@@ -238,14 +238,3 @@ class TurnDetector:
         if probability >= self.threshold:
             return TurnVerdict(True, probability, "prosody", compute_ms)
         return TurnVerdict(False, probability, "prosody_unsure", compute_ms)
-
-    def decide(self, audio: np.ndarray, text: str | None) -> TurnVerdict:
-        """:meth:`verdict` with Smart Turn run on ``audio`` (blocking: call from a worker thread).
-
-        Args:
-            audio: The utterance so far, 16 kHz mono int16.
-            text: Its transcript, wake phrase stripped, or None.
-        """
-        p, ms = self.model.probability(audio) if self.model is not None else (-1.0, 0.0)
-        c = self.text_model.score(text)[0] if self.text_model is not None and text else -1.0
-        return self.verdict(text, p, ms, c)

@@ -11,6 +11,8 @@ Two detectors, for two jobs (measured in ``benchmarks`` section ``vad``):
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import webrtcvad
 
@@ -43,6 +45,18 @@ class Vad:
         return self._vad.is_speech(frame.tobytes(), SAMPLE_RATE)
 
 
+@functools.lru_cache(maxsize=1)
+def _silero_session():
+    """The Silero model's onnxruntime session, loaded once per process and shared: every
+    :class:`SileroVad` (one per endpointer: the device's, each satellite's) keeps its own state."""
+    import os  # noqa: PLC0415
+
+    from faster_whisper.utils import get_assets_path  # noqa: PLC0415
+    from faster_whisper.vad import SileroVADModel  # noqa: PLC0415
+
+    return SileroVADModel(os.path.join(get_assets_path(), "silero_vad_v6.onnx")).session
+
+
 class SileroVad:
     """Silero VAD v6 on a stream of 16 kHz int16 frames of any length.
 
@@ -62,15 +76,10 @@ class SileroVad:
     CONTEXT = 64
 
     def __init__(self, threshold: float = 0.5) -> None:
-        import os  # noqa: PLC0415
-
         from ..errors import ModelError  # noqa: PLC0415
 
         try:
-            from faster_whisper.utils import get_assets_path  # noqa: PLC0415
-            from faster_whisper.vad import SileroVADModel  # noqa: PLC0415
-
-            self._model = SileroVADModel(os.path.join(get_assets_path(), "silero_vad_v6.onnx"))
+            self._session = _silero_session()
         except Exception as exc:  # noqa: BLE001 - onnxruntime and the package raise their own types
             raise ModelError(f"Silero VAD cannot be loaded from faster-whisper's package: {exc}",
                              hint='reinstall faster-whisper, or set endpoint.vad = "webrtc"') from None
@@ -95,7 +104,7 @@ class SileroVad:
         while self._buf.shape[0] >= self.WINDOW:
             window, self._buf = self._buf[: self.WINDOW], self._buf[self.WINDOW :]
             x = np.concatenate([self._context, window])[None, :]
-            out, self._h, self._c = self._model.session.run(None, {"input": x, "h": self._h, "c": self._c})
+            out, self._h, self._c = self._session.run(None, {"input": x, "h": self._h, "c": self._c})
             self.probability = float(np.asarray(out).ravel()[-1])
             self._context = window[-self.CONTEXT :]
         return self.probability >= self.threshold
