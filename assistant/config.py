@@ -34,6 +34,8 @@ __all__ = [
     "HomeAssistantConfig",
     "HomeConfig",
     "LlmConfig",
+    "McpConfig",
+    "McpServerConfig",
     "MqttConfig",
     "PathsConfig",
     "RemoteConfig",
@@ -388,6 +390,89 @@ class ServiceConfig(_Section):
     on the light" said to that satellite means the light there."""
 
 
+class McpServerConfig(_Section):
+    """One Model Context Protocol server whose tools become the assistant's tools.
+
+    Exactly one of ``command`` (a local server started over stdio) or ``url`` (a running server
+    reached over Streamable HTTP, or SSE with ``transport = "sse"``).
+    """
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,23}$")
+    """Short lower-case name; the server's tools are registered as ``<name>__<tool>``."""
+    command: list[str] = []
+    """Program and arguments, e.g. ``["uvx", "mcp-server-fetch"]``."""
+    env: dict[str, str] = {}
+    """Extra environment variables for a stdio server."""
+    cwd: Path | None = None
+    url: str = ""
+    """E.g. ``http://homeassistant.local:8123/mcp_server/sse`` or ``http://127.0.0.1:8000/mcp``."""
+    transport: Literal["auto", "stdio", "http", "sse"] = "auto"
+    """auto: stdio when ``command`` is set, Streamable HTTP when ``url`` is."""
+    headers: dict[str, str] = {}
+    token_env: str = ""
+    """Environment variable holding a bearer token sent as ``Authorization: Bearer …`` ("" = none)."""
+    allow: list[str] = []
+    """The server's tools to register, by the server's own names (empty = all)."""
+    block: list[str] = []
+    risk: dict[str, Literal["read_only", "home", "security", "off_device"]] = {}
+    """Per-tool risk overriding the server's annotations, e.g. ``{get_forecast = "read_only"}``."""
+    templates: dict[str, list[str]] = {}
+    """Per-tool sentence templates for the fast path (hassil syntax, ``{arg}`` = an argument),
+    e.g. ``{get_forecast = ["what's the weather in {city}"]}``."""
+    timeout_s: float = Field(default=15.0, gt=0.0, le=600.0)
+    """Longest wait for one tool call; a hanging server yields a tool error after this."""
+    connect_timeout_s: float = Field(default=10.0, gt=0.0, le=120.0)
+    """Longest wait at session start for the server to connect and list its tools."""
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        if v and not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v
+
+    def kind(self) -> Literal["stdio", "http", "sse"]:
+        """The transport to use.
+
+        Raises:
+            ValueError: Neither or both of ``command`` and ``url`` are set, or the transport
+                does not fit.
+        """
+        if bool(self.command) == bool(self.url):
+            raise ValueError(f"MCP server '{self.name}' needs exactly one of command (stdio) or url (HTTP)")
+        if self.transport == "auto":
+            return "stdio" if self.command else "http"
+        if (self.transport == "stdio") != bool(self.command):
+            raise ValueError(f"MCP server '{self.name}': transport {self.transport!r} does not fit {'command' if self.command else 'url'}")
+        return self.transport
+
+
+class McpConfig(_Section):
+    """The Model Context Protocol: servers whose tools the assistant uses, and the assistant's own
+    MCP server (``assistant mcp`` over stdio, ``assistant serve --mcp`` over Streamable HTTP)."""
+
+    servers: list[McpServerConfig] = []
+    serve_port: int = Field(default=8766, ge=0, le=65535)
+    """Port of ``assistant serve --mcp`` (on ``service.host``; the control API's token is required)."""
+    expose_tools: list[str] = []
+    """The assistant's tools offered to MCP clients (empty = all but those from MCP servers);
+    ``ask`` (a request through the whole router) is always offered."""
+
+    @field_validator("servers")
+    @classmethod
+    def _unique(cls, v: list[McpServerConfig]) -> list[McpServerConfig]:
+        names = [s.name for s in v]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"server names must be unique; repeated: {', '.join(sorted(dup))}")
+        for s in v:
+            try:
+                s.kind()
+            except ValueError as exc:
+                raise ValueError(str(exc)) from None
+        return v
+
+
 class Config(_Section):
     """The whole configuration."""
 
@@ -404,6 +489,7 @@ class Config(_Section):
     fastpath: FastPathConfig = FastPathConfig()
     search: SearchConfig = SearchConfig()
     service: ServiceConfig = ServiceConfig()
+    mcp: McpConfig = McpConfig()
     plugins: dict[str, dict[str, Any]] = {}
     """Settings of third-party tool plugins, one table per plugin (``[plugins.weather]``); each
     plugin validates its own table."""

@@ -221,6 +221,17 @@ class Session:
         if home is not None:
             home.on_change(lambda _e: callback())
 
+    async def tools(self) -> list[dict[str, str]]:
+        """The loaded tools as ``{"name", "source", "risk", "state"}`` rows: ``source`` is the plugin
+        or ``mcp:<server>``; ``state`` is the MCP server's (connected, reconnecting…) or "" for plugins."""
+        reg = self.controller.registry if self.controller is not None else None
+        if reg is None:
+            return []
+        mcp = reg.mcp
+        return [{"name": t.name, "source": t.plugin, "risk": t.risk.value + (", asks" if t.always_confirm else ""),
+                 "state": mcp.state_of(t) if mcp is not None else ""}
+                for t in sorted(reg.tools.values(), key=lambda t: (t.plugin.startswith("mcp:"), t.plugin, t.name))]
+
     async def timers(self) -> list[dict[str, Any]]:
         """Running and paused timers: ``{"id", "label", "left_s", "paused"}``."""
         timers = self.controller.registry.service("timers") if self.controller is not None else None

@@ -34,6 +34,11 @@ def table(r: dict[str, Any]) -> str:
         rows.append((f"turn {route}: stages p50 ms", " · ".join(f"{k} {v['p50']:.0f}" for k, v in st.items() if isinstance(v, dict) and "p50" in v)))
     for rule, c in r.get("turn", {}).get("cutoffs", {}).items():
         rows.append((f"turn cut off mid-sentence: {rule}", f"{c['cut_off']}/{c['turns']} = {c['rate']:.0%}" if c.get("rate") is not None else "-"))
+    mcp = r.get("mcp", {})
+    if mcp:
+        rows.append(("tool call p50 / p95: plugin · MCP stdio · MCP HTTP", " · ".join(
+            f"{_g(mcp, k, 'p50')} / {_g(mcp, k, 'p95')} ms" for k in ("plugin_ms", "mcp_stdio_ms", "mcp_http_ms"))))
+        rows.append(("MCP: start with one stdio server p50; crash → next good call", f"{_g(mcp, 'start_one_stdio_server_ms', 'p50')} ms; {mcp.get('crash_to_next_ok_call_ms')} ms"))
     for name, conds in r.get("vad", {}).items():
         rows.append((f"vad {name}: recall / false voice / end found p50 (never)",
                      " · ".join(f"{c}: {v['speech_recall']:.0%}/{v['false_voice']:.0%}/{v['end_found_ms_p50']} ms ({v['end_never']})" for c, v in conds.items())))

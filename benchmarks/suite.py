@@ -532,7 +532,15 @@ def bench_nlu(ctx: Context) -> None:
     ctx.results["nlu"] = out
 
 
+def bench_mcp(ctx: Context) -> None:
+    """Tool calls through MCP (stdio, Streamable HTTP) vs an in-process plugin; start and crash recovery (benchmarks/mcp_calls.py)."""
+    from . import mcp_calls
+
+    ctx.results["mcp"] = mcp_calls.evaluate(ctx.config, ctx.quick)
+
+
 SECTIONS: dict[str, Callable[[Context], None]] = {
     "memory": bench_memory, "asr": bench_asr, "tts": bench_tts, "wake": bench_wake, "routing": bench_routing, "e2e": bench_e2e,
     "nlu": bench_nlu, "service": bench_service, "turn": bench_turn, "vad": bench_vad,
+    "mcp": bench_mcp,
 }

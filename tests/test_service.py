@@ -26,7 +26,8 @@ from .servers import free_port
 class Service:
     """`assistant serve` in a subprocess."""
 
-    def __init__(self, config: Config, tmp: Path, audio: np.ndarray | None, *, wyoming: bool = False, env: dict | None = None, name: str = "svc") -> None:
+    def __init__(self, config: Config, tmp: Path, audio: np.ndarray | None, *, wyoming: bool = False, env: dict | None = None, name: str = "svc",
+                 extra: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         self.wyoming_port = free_port()
         self.cfg_path = tmp / f"{name}.toml"
@@ -39,6 +40,7 @@ class Service:
             args += ["--input", str(rec)]
         if wyoming:
             args.append("--wyoming")
+        args += list(extra)
         self.env = {**os.environ, **(env or {})}
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(self.log, "w"), env=self.env)
         self.url = f"http://127.0.0.1:{self.port}"

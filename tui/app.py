@@ -99,6 +99,8 @@ class JarvisApp(App):
                     yield DataTable(id="home")
                 with TabPane("Timers", id="tab-timers"):
                     yield DataTable(id="timers")
+                with TabPane("Tools", id="tab-tools"):
+                    yield DataTable(id="tools")
                 with TabPane("Models", id="tab-models"):
                     yield DataTable(id="models")
                 with TabPane("Audio", id="tab-audio"):
@@ -116,13 +118,20 @@ class JarvisApp(App):
                     yield DataTable(id="audit")
         yield Footer()
 
+    @property
+    def main_screen(self):
+        """The screen the panels live on (a confirmation dialog may be on top of it; querying the
+        app would search the dialog)."""
+        return self.screen_stack[0]
+
     def on_mount(self) -> None:
-        home = self.query_one("#home", DataTable)
+        home = self.main_screen.query_one("#home", DataTable)
         home.add_columns("area", "device", "kind", "state")
         home.cursor_type = "row"
-        self.query_one("#timers", DataTable).add_columns("timer", "left", "state")
-        self.query_one("#models", DataTable).add_columns("kind", "model")
-        self.query_one("#audit", DataTable).add_columns("time", "endpoint", "sent", "tokens")
+        self.main_screen.query_one("#timers", DataTable).add_columns("timer", "left", "state")
+        self.main_screen.query_one("#models", DataTable).add_columns("kind", "model")
+        self.main_screen.query_one("#tools", DataTable).add_columns("tool", "from", "risk", "server")
+        self.main_screen.query_one("#audit", DataTable).add_columns("time", "endpoint", "sent", "tokens")
         self.start_session()
 
     # ------------------------------------------------------------------ session workers
@@ -133,7 +142,7 @@ class JarvisApp(App):
             await self.session.start()
         except AssistantError as exc:
             self.start_error = f"{exc.message}" + (f" — {exc.hint}" if exc.hint else "")
-            self.query_one("#state", Static).update(f"✕ cannot start: {self.start_error}")
+            self.main_screen.query_one("#state", Static).update(f"✕ cannot start: {self.start_error}")
             self.ready.set()
             return
         queue = self.session.bus.queue()
@@ -157,44 +166,44 @@ class JarvisApp(App):
         try:
             await self.session.run_voice()
         except AssistantError as exc:
-            self.query_one(ConversationLog).write(f"error: {exc.message}")
+            self.main_screen.query_one(ConversationLog).write(f"error: {exc.message}")
 
     @work(group="requests")
     async def ask(self, text: str) -> None:
         try:
             await self.session.ask(text)
         except AssistantError as exc:
-            self.query_one(ConversationLog).write(f"error: {exc.message}" + (f" — {exc.hint}" if exc.hint else ""))
+            self.main_screen.query_one(ConversationLog).write(f"error: {exc.message}" + (f" — {exc.hint}" if exc.hint else ""))
 
     # ------------------------------------------------------------------ events → widgets
 
     def on_assistant_event(self, event: Event) -> None:
-        log = self.query_one(ConversationLog)
+        log = self.main_screen.query_one(ConversationLog)
         log.show(event)
         if isinstance(event, StateChanged):
             self._show_state(event.state.value)
         elif isinstance(event, PartialTranscript):
-            self.query_one("#partial", Static).update(f"… {event.text}")
+            self.main_screen.query_one("#partial", Static).update(f"… {event.text}")
         elif isinstance(event, ToolCallFinished):
             self.refresh_timers()
         elif isinstance(event, TurnFinished):
-            self.query_one("#partial", Static).update("")
-            self.query_one(LatencyTable).show_turn(self.timings.of(event.turn))
+            self.main_screen.query_one("#partial", Static).update("")
+            self.main_screen.query_one(LatencyTable).show_turn(self.timings.of(event.turn))
         elif isinstance(event, RemoteCall):
-            self.query_one("#remote-marker", Static).update("⇪ REMOTE")
+            self.main_screen.query_one("#remote-marker", Static).update("⇪ REMOTE")
             self.refresh_audit()
         elif isinstance(event, TimerFired):
             log.write(f"⏰ {event.name} is done")
 
     def _show_state(self, state: str) -> None:
-        w = self.query_one("#state", Static)
+        w = self.main_screen.query_one("#state", Static)
         if self._muted:
             state = "muted"
         w.update(STATE_LABELS.get(state, state))
         w.set_classes(state)
 
     def _poll_level(self) -> None:
-        self.query_one(LevelMeter).set_level(self.session.level_dbfs)
+        self.main_screen.query_one(LevelMeter).set_level(self.session.level_dbfs)
 
     # ------------------------------------------------------------------ panels
 
@@ -202,13 +211,14 @@ class JarvisApp(App):
         self.refresh_home()
         self.refresh_timers()
         self.refresh_models()
+        self.refresh_tools()
         self.refresh_devices()
         self.refresh_audit()
 
     @work(group="home", exclusive=True)
     async def refresh_home(self) -> None:
         rows = await self.session.home_rows()
-        table = self.query_one("#home", DataTable)
+        table = self.main_screen.query_one("#home", DataTable)
         table.clear()
         for row in area_rows(rows or []):
             table.add_row(*row)
@@ -216,23 +226,31 @@ class JarvisApp(App):
     @work(group="timers", exclusive=True)
     async def refresh_timers(self) -> None:
         timers = await self.session.timers()
-        table = self.query_one("#timers", DataTable)
+        table = self.main_screen.query_one("#timers", DataTable)
         table.clear()
         for t in timers:
             left = int(t["left_s"])
             table.add_row(t["label"], f"{left // 60}:{left % 60:02d}", "paused" if t["paused"] else "running")
 
+    @work(group="tools", exclusive=True)
+    async def refresh_tools(self) -> None:
+        rows = await self.session.tools()
+        table = self.main_screen.query_one("#tools", DataTable)
+        table.clear()
+        for r in rows:
+            table.add_row(r["name"], r["source"], r["risk"], r["state"])
+
     @work(group="models", exclusive=True)
     async def refresh_models(self) -> None:
         models = await self.session.models()
-        table = self.query_one("#models", DataTable)
+        table = self.main_screen.query_one("#models", DataTable)
         table.clear()
         for kind in ("wake", "asr", "llm", "tts"):
             table.add_row(kind, models.get(kind, ""))
 
     def refresh_devices(self) -> None:
         if self.session.remote:
-            self.query_one("#devices", Static).update(f"attached to the service at {self.session.url}: its microphone and speaker are its own")
+            self.main_screen.query_one("#devices", Static).update(f"attached to the service at {self.session.url}: its microphone and speaker are its own")
             return
         try:
             from assistant.audio.devices import list_devices  # noqa: PLC0415
@@ -242,14 +260,14 @@ class JarvisApp(App):
         except AssistantError as exc:
             text = exc.message
         src = self.session.options.input_file
-        self.query_one("#devices", Static).update(("input: " + str(src) + "\n" if src else "") + text)
+        self.main_screen.query_one("#devices", Static).update(("input: " + str(src) + "\n" if src else "") + text)
 
     def refresh_audit(self) -> None:
         from assistant.controller.remote import read_audit_log  # noqa: PLC0415
 
         if self.session.remote:
             return  # the service's audit log is on its machine (RemoteCall events still show in the conversation)
-        table = self.query_one("#audit", DataTable)
+        table = self.main_screen.query_one("#audit", DataTable)
         table.clear()
         for e in read_audit_log(self.config.paths.resolved_data_dir() / "remote_audit.jsonl", 20):
             user = next((m.get("content", "") for m in e.get("sent", {}).get("messages", []) if m.get("role") == "user"), "")
@@ -290,7 +308,7 @@ class JarvisApp(App):
     # ------------------------------------------------------------------ settings
 
     def _save(self, overrides: dict[str, Any]) -> bool:
-        status = self.query_one("#settings-status", Static)
+        status = self.main_screen.query_one("#settings-status", Static)
         if self.session.remote:
             self.notify("these are the running service's settings: change its config file and send it SIGHUP", severity="warning", timeout=8)
             return False
@@ -314,7 +332,7 @@ class JarvisApp(App):
 
     @on(Button.Pressed, "#save-threshold")
     def save_threshold(self) -> None:
-        raw = self.query_one("#threshold", Input).value
+        raw = self.main_screen.query_one("#threshold", Input).value
         try:
             value = float(raw)
         except ValueError:

@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_COMMAND_MODULES = ("run", "speech", "tools", "models", "doctor", "config", "tui", "service")
+_COMMAND_MODULES = ("run", "speech", "tools", "models", "doctor", "config", "tui", "service", "mcp")
 """Command groups, in the order ``assistant --help`` lists them (``assistant/cli/<name>_cmd.py``)."""
 
 

@@ -25,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, help="API port (default service.port, 8765)")
     p.add_argument("--wyoming", action="store_true", help="also serve the Wyoming protocol (service.wyoming_port)")
     p.add_argument("--wyoming-port", type=int, help="Wyoming port (default 10700)")
+    p.add_argument("--mcp", action="store_true", help="also serve MCP over Streamable HTTP (mcp.serve_port, the API's token)")
+    p.add_argument("--mcp-port", type=int, help="MCP port (default mcp.serve_port, 8766)")
     p.add_argument("--no-pull", action="store_true", help="never download models")
     p.set_defaults(func=serve)
 
@@ -51,8 +53,12 @@ def serve(args: argparse.Namespace, config: Config) -> int:
         overrides["service.port"] = args.port
     if args.wyoming_port is not None:
         overrides["service.wyoming_port"] = args.wyoming_port
+    if args.mcp_port is not None:
+        overrides["mcp.serve_port"] = args.mcp_port
     if overrides:
         config = config.with_overrides(overrides)
+    if args.mcp:
+        require("mcp", "mcp", "the MCP server")
     setup_json_logging()
     config = ensure_models(config, pull=not args.no_pull, degrade=True)
     options = SessionOptions(
@@ -60,7 +66,7 @@ def serve(args: argparse.Namespace, config: Config) -> int:
         realtime=True, notice=lambda text: warn(text), tolerate_missing_devices=True, degrade=True,
     )
     config_path = Path(args.config) if args.config else (default_config_path() if default_config_path().exists() else None)
-    service = Service(config, config_path, options, wyoming=args.wyoming or config.service.wyoming_enabled)
+    service = Service(config, config_path, options, wyoming=args.wyoming or config.service.wyoming_enabled, mcp=args.mcp)
     return asyncio.run(service.run())
 
 

@@ -83,13 +83,21 @@ async def _registry(config: Config, confirm: ConfirmHook | None = None) -> ToolR
 async def tools_list(args: argparse.Namespace, config: Config) -> int:
     reg = await _registry(config)
     try:
+        servers = reg.mcp.status() if reg.mcp is not None else []
         if args.json:
-            print(json.dumps({"tools": [t.summary() for t in reg.tools.values()], "errors": reg.errors}, indent=2))
+            tools = [{**t.summary(), **({"server_state": reg.mcp.state_of(t)} if reg.mcp is not None and t.plugin.startswith("mcp:") else {})}
+                     for t in reg.tools.values()]
+            print(json.dumps({"tools": tools, "mcp_servers": servers, "errors": reg.errors}, indent=2))
             return 0
         width = max((len(n) for n in reg.tools), default=10)
+        pwidth = max((len(t.plugin) for t in reg.tools.values()), default=8)
         for t in sorted(reg.tools.values(), key=lambda t: (t.plugin, t.name)):
             templ = f" [{len(t.templates)} templates]" if t.templates else ""
-            print(f"{t.name:{width}s}  {t.risk.value:10s}  {t.plugin:12s} {t.description[:70]}{templ}")
+            asks = " (asks first)" if t.always_confirm else ""
+            print(f"{t.name:{width}s}  {t.risk.value:10s}  {t.plugin:{pwidth}s}  {t.description[:70]}{templ}{asks}")
+        for s in servers:
+            why = f": {s['error']}" if s["error"] else ""
+            print(f"MCP server {s['server']} ({s['transport']}: {s['where']}): {s['state']}{why}; {s['tools']} tools")
         for err in reg.errors:
             print(f"error: {err}", file=sys.stderr)
         return 0

@@ -31,7 +31,7 @@ import httpx
 import tenacity
 
 from ..bus import EventBus
-from ..config import Config, RemoteEndpoint
+from ..config import Config, RemoteConfig, RemoteEndpoint
 from ..errors import AssistantError
 from ..events import RemoteCall, RouteDecided, StageTiming
 from ..toolkit.registry import ConfirmationRequest, ConfirmHook, ToolRegistry
@@ -40,7 +40,7 @@ from .local_llm import ToolSelector
 from .memory import Conversation
 from .redact import Redactor
 
-__all__ = ["CircuitBreaker", "RemoteTier", "read_audit_log"]
+__all__ = ["CircuitBreaker", "RemoteTier", "append_audit", "audit_path", "home_redactor", "read_audit_log"]
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +116,47 @@ def read_audit_log(path: Path, last: int = 20) -> list[dict[str, Any]]:
     return out[-last:]
 
 
+def home_redactor(rc: RemoteConfig, home: Any | None) -> Redactor:
+    """A :class:`Redactor` for what leaves the device: the home's device, area, floor and people
+    names and entity ids, plus ``remote.private_terms``."""
+    devices: list[str] = []
+    areas: list[str] = []
+    ids: list[str] = []
+    people = list(rc.private_terms)
+    if home is not None:
+        snap = home.snapshot()
+        for e in snap.entities:
+            ids.append(e.id)
+            (people if e.domain == "person" else devices).extend(e.names())
+        areas = [n for a in snap.areas for n in (a.name, *a.aliases)] + [n for f in snap.floors for n in (f.name, *f.aliases)]
+    return Redactor(devices=devices, areas=areas, entity_ids=ids, people=people)
+
+
+def audit_path(config: Config) -> Path:
+    """The audit log of everything sent off the device (``<data dir>/remote_audit.jsonl``)."""
+    return config.paths.resolved_data_dir() / "remote_audit.jsonl"
+
+
+def append_audit(path: Path, entry: dict[str, Any], *, required: bool = False) -> None:
+    """Append an entry to the audit log (one JSON object per line, fsynced). ``required``: the entry
+    records what is about to be sent; if it cannot be written, nothing is sent (the log fails closed).
+
+    Raises:
+        AssistantError: ``required`` and the log cannot be written.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        log.error("cannot write the remote audit log %s: %s", path, exc)
+        if required:
+            raise AssistantError(f"the audit log {path} cannot be written ({exc.strerror or exc}); nothing was sent",
+                                 hint="free some disk space or fix the data folder's permissions") from None
+
+
 class RemoteTier:
     """The remote endpoints with policy, minimisation, redaction, audit, retries and breakers.
 
@@ -133,7 +174,7 @@ class RemoteTier:
         self.registry = registry
         self.bus = bus
         self.breakers = {e.name: CircuitBreaker(self.rc.breaker_failures, self.rc.breaker_cooldown_s) for e in self.rc.endpoints}
-        self.audit_path = config.paths.resolved_data_dir() / "remote_audit.jsonl"
+        self.audit_path = audit_path(config)
         self._client = httpx.AsyncClient(transport=transport, follow_redirects=False)
         self._last_error = ""
 
@@ -161,18 +202,7 @@ class RemoteTier:
         mode = self.rc.redact
         if mode == "never" or (mode == "cloud" and endpoint.privacy == "lan"):
             return None
-        devices: list[str] = []
-        areas: list[str] = []
-        ids: list[str] = []
-        people = list(self.rc.private_terms)
-        home = self.registry.service("home")
-        if home is not None:
-            snap = home.snapshot()
-            for e in snap.entities:
-                ids.append(e.id)
-                (people if e.domain == "person" else devices).extend(e.names())
-            areas = [n for a in snap.areas for n in (a.name, *a.aliases)] + [n for f in snap.floors for n in (f.name, *f.aliases)]
-        return Redactor(devices=devices, areas=areas, entity_ids=ids, people=people)
+        return home_redactor(self.rc, self.registry.service("home"))
 
     def _tools_for(self, text: str) -> list[Tool]:
         if self.rc.max_tools == 0 or not self.registry.tools:
@@ -181,23 +211,7 @@ class RemoteTier:
         return selector.select(text, self.rc.max_tools)
 
     def _audit(self, entry: dict[str, Any], *, required: bool = False) -> None:
-        """Append an entry to the audit log. ``required``: the entry records what is about to be
-        sent; if it cannot be written, nothing is sent (the log fails closed).
-
-        Raises:
-            AssistantError: ``required`` and the log cannot be written.
-        """
-        try:
-            self.audit_path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.audit_path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(entry, ensure_ascii=False) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-        except OSError as exc:
-            log.error("cannot write the remote audit log %s: %s", self.audit_path, exc)
-            if required:
-                raise AssistantError(f"the audit log {self.audit_path} cannot be written ({exc.strerror or exc}); nothing was sent",
-                                     hint="free some disk space or fix the data folder's permissions") from None
+        append_audit(self.audit_path, entry, required=required)
 
     async def _ask_user(self, endpoint: RemoteEndpoint, confirm: ConfirmHook | None) -> bool:
         if self.policy == "allowed":

@@ -10,6 +10,8 @@
                            ``"awaiting_answer": true``, and the next ``/ask`` answers it
 ``POST /interrupt``        stop the reply and the turn in progress
 ``POST /mute``, ``/unmute``  stop or resume listening to the microphone
+``GET  /home``, ``/timers``   the home's devices and states; running timers
+``GET  /tools``            the loaded tools: name, source (plugin or ``mcp:<server>``), risk, MCP server state
 ``GET  /metrics``          Prometheus metrics
 =========================  ====================================================================
 
@@ -121,6 +123,7 @@ class ApiServer:
             web.post("/mute", self.mute),
             web.get("/home", self.home),
             web.get("/timers", self.timers),
+            web.get("/tools", self.tools),
             web.post("/unmute", self.unmute),
             web.get("/metrics", self.metrics_handler),
         ])
@@ -257,6 +260,9 @@ class ApiServer:
         if rows is None:
             return web.json_response({"error": "no home is configured", "hint": "see docs/home.md"}, status=404)
         return web.json_response({"entities": rows})
+
+    async def tools(self, request: web.Request) -> web.Response:
+        return web.json_response({"tools": await self.session.tools()})
 
     async def timers(self, request: web.Request) -> web.Response:
         return web.json_response({"timers": await self.session.timers()})

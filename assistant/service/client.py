@@ -208,6 +208,10 @@ class RemoteSession:
         """Call ``callback`` after every successful tool call (the home may have changed)."""
         self._home_callbacks.append(callback)
 
+    async def tools(self) -> list[dict[str, str]]:
+        body = await self._get("/tools")
+        return body["tools"] if body else []
+
     async def timers(self) -> list[dict[str, Any]]:
         body = await self._get("/timers")
         return body["timers"] if body else []

@@ -99,13 +99,16 @@ class Service:
         config_path: The file SIGHUP re-reads (None: SIGHUP only restarts with the same config).
         options: Audio in/out (a recording as the microphone for tests and demos).
         wyoming: Serve the Wyoming protocol too.
+        mcp: Serve MCP over Streamable HTTP too (``mcp.serve_port``).
     """
 
-    def __init__(self, config: Config, config_path: Path | None, options: SessionOptions, *, wyoming: bool = False) -> None:
+    def __init__(self, config: Config, config_path: Path | None, options: SessionOptions, *, wyoming: bool = False, mcp: bool = False) -> None:
         self.config = config
         self.config_path = config_path
         self.options = options
         self.wyoming = wyoming
+        self.mcp = mcp
+        self.mcp_server: Any | None = None
         self.stop_requested = asyncio.Event()
         self.reload_requested = asyncio.Event()
         self.started_at = time.time()
@@ -205,6 +208,7 @@ class Service:
             session.timings.on_finished(metrics.turn_finished)
             session.timings.on_finished(turn_log.turn_finished)
             self.session = session
+            self.api = None
             try:
                 await session.start()
                 lost = sorted(set(session.problems) - set(known_problems) - {"microphone", "speaker", "voice"})
@@ -223,7 +227,14 @@ class Service:
 
                     wy = WyomingService(session, self.config)
                     await wy.start()
+                if self.mcp:
+                    from ..mcp.server import McpHttpService  # noqa: PLC0415
+
+                    self.mcp_server = McpHttpService(session, self.config)
+                    await self.mcp_server.start()
             except AssistantError as exc:
+                if self.api is not None:
+                    await self.api.close()
                 await session.close()
                 if previous is not None:
                     log.error("the reloaded configuration cannot start; starting the previous one again",
@@ -235,7 +246,7 @@ class Service:
             previous = None
             known_problems = dict(session.problems)
             log.info("ready", extra={"load_s": round(session.load_s, 2), "api": f"http://{self.api.host}:{self.api.port}",
-                                     "wyoming": wy.uri if wy else None, "input": str(options.input_file or "microphone")})
+                                     "wyoming": wy.uri if wy else None, "mcp": self.mcp_server.url if self.mcp_server else None, "input": str(options.input_file or "microphone")})
             voice = asyncio.create_task(self._voice_loop(session))
             new_config: Config | None = None
             while new_config is None and not self.stop_requested.is_set():
@@ -251,6 +262,9 @@ class Service:
             await asyncio.gather(voice, return_exceptions=True)
             if wy is not None:
                 await wy.close()
+            if self.mcp_server is not None:
+                await self.mcp_server.close()
+                self.mcp_server = None
             await self.api.close()
             await session.close()
             if self.stop_requested.is_set():

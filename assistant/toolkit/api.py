@@ -128,6 +128,11 @@ class Tool:
     plugin: str = ""
     """Name of the plugin (entry point) that registered it."""
     param_docs: dict[str, str] = field(default_factory=dict)
+    always_confirm: bool = False
+    """Ask before every call whatever the risk policy (an MCP tool that does not say it is
+    read-only, or says it is destructive); ``tools.never_confirm_tools`` still wins."""
+    omit_unset: bool = False
+    """Pass only the arguments the caller gave (an MCP server's schema may forbid nulls)."""
 
     def validate(self, arguments: dict[str, Any]) -> dict[str, Any]:
         """Check and coerce arguments against the schema.
@@ -135,7 +140,7 @@ class Tool:
         Raises:
             pydantic.ValidationError: Missing, unknown or ill-typed arguments.
         """
-        return self.args_model.model_validate(arguments).model_dump(exclude_unset=False)
+        return self.args_model.model_validate(arguments).model_dump(exclude_unset=self.omit_unset)
 
     def summary(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description, "risk": self.risk.value, "plugin": self.plugin}

@@ -175,6 +175,8 @@ class ToolRegistry:
         self._pm.add_hookspecs(_Specs)
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="tool")
         self._started = False
+        self.mcp: Any | None = None
+        """The MCP servers' connections (:class:`assistant.mcp.client.McpTools`) when any are configured."""
 
     # ------------------------------------------------------------------ loading
 
@@ -240,6 +242,25 @@ class ToolRegistry:
                 raise TypeError(f"tool name '{t.name}' from plugin '{plugin}' is already taken by plugin '{self.tools[t.name].plugin}'")
             self.tools[t.name] = t
 
+    def add_tool(self, tool: Tool) -> bool:
+        """Register a ready-made :class:`Tool` (an MCP server's); False when the allow/block
+        lists exclude it.
+
+        Raises:
+            TypeError: The name is taken by another plugin's tool.
+        """
+        if not self._allowed(tool.plugin, tool.name):
+            return False
+        other = self.tools.get(tool.name)
+        if other is not None and other.plugin != tool.plugin:
+            raise TypeError(f"tool name '{tool.name}' from '{tool.plugin}' is already taken by plugin '{other.plugin}'")
+        self.tools[tool.name] = tool
+        return True
+
+    def remove_tool(self, name: str) -> None:
+        """Forget a tool (an MCP server no longer lists it)."""
+        self.tools.pop(name, None)
+
     @classmethod
     async def create(
         cls,
@@ -272,6 +293,15 @@ class ToolRegistry:
                 self._disable_box(box, exc.message + (f" ({exc.hint})" if exc.hint else ""))
             except Exception as exc:  # noqa: BLE001
                 self._disable_box(box, f"{type(exc).__name__}: {exc}")
+        if self.config.mcp.servers:
+            from ..mcp.client import McpTools  # noqa: PLC0415
+
+            self.mcp = McpTools(self.config, self)
+            try:
+                await self.mcp.start()
+            except AssistantError as exc:
+                self.errors.append(f"MCP servers are off: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""))
+                log.warning(self.errors[-1])
 
     def _disable_box(self, box: Toolbox, why: str) -> None:
         names = [t.name for t in box.tools()]
@@ -281,6 +311,8 @@ class ToolRegistry:
         log.warning(self.errors[-1])
 
     async def close(self) -> None:
+        if self.mcp is not None:
+            await self.mcp.close()
         for box in reversed(self.toolboxes):
             try:
                 await box.close()
@@ -317,7 +349,7 @@ class ToolRegistry:
         policy = self.config.tools
         if tool.name in policy.never_confirm_tools:
             return False
-        if tool.name in policy.confirm_tools:
+        if tool.name in policy.confirm_tools or tool.always_confirm:
             return True
         return risk.value in policy.confirm_risks
 
@@ -334,7 +366,7 @@ class ToolRegistry:
                 pass
         shown = ", ".join(f"{k}={v!r}" for k, v in args.items() if v not in (None, [], ""))
         what = "this sends data off the device" if risk is Risk.OFF_DEVICE else "this is security-sensitive"
-        return f"Run {tool.name.replace('_', ' ')}{' (' + shown + ')' if shown else ''}? {what.capitalize()}."
+        return f"Run {_spoken(tool.name)}{' (' + shown + ')' if shown else ''}? {what.capitalize()}."
 
     async def call(
         self,
@@ -405,15 +437,20 @@ class ToolRegistry:
                 fut = loop.run_in_executor(self._pool, lambda: ctx.run(tool.func, **args))
                 result = await asyncio.wait_for(fut, timeout)
         except asyncio.TimeoutError:
-            return done(ToolOutcome(call_id, name, args, ok=False, error=f"The {name.replace('_', ' ')} tool did not answer within {timeout:g} seconds."))
+            return done(ToolOutcome(call_id, name, args, ok=False, error=f"The {_spoken(name)} tool did not answer within {timeout:g} seconds."))
         except NeedsClarification as exc:
             return done(ToolOutcome(call_id, name, args, ok=False, error=exc.message, clarification=exc))
         except (ToolError, AssistantError) as exc:
             return done(ToolOutcome(call_id, name, args, ok=False, error=exc.message))
         except Exception as exc:  # noqa: BLE001 - the tool crashed; the pipeline goes on
             log.warning("tool %s crashed: %r", name, exc, exc_info=True)
-            return done(ToolOutcome(call_id, name, args, ok=False, error=f"The {name.replace('_', ' ')} tool failed: {type(exc).__name__}: {exc}"))
+            return done(ToolOutcome(call_id, name, args, ok=False, error=f"The {_spoken(name)} tool failed: {type(exc).__name__}: {exc}"))
         return done(ToolOutcome(call_id, name, args, ok=True, result=_jsonable(result)))
+
+
+def _spoken(name: str) -> str:
+    """A tool name as words ("demo__get_weather" → "demo get weather")."""
+    return " ".join(name.replace("_", " ").split())
 
 
 def _jsonable(value: Any) -> Any:
