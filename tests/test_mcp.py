@@ -12,6 +12,7 @@ Server side: the SDK's own ``Client`` talks to ``assistant mcp`` (a subprocess o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -55,13 +56,13 @@ def state(tmp_path: Path) -> Path:
     return tmp_path / "demo-state.jsonl"
 
 
-@pytest.fixture
-def http_demo(tmp_path: Path, state: Path):
-    """The demo server over Streamable HTTP on a loopback port."""
+@pytest.fixture(params=["http", "sse"])
+def http_demo(request, tmp_path: Path, state: Path):
+    """The demo server over Streamable HTTP (and the older SSE transport) on a loopback port."""
     port = free_port()
     log = tmp_path / "demo-http.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, str(DEMO), "http", str(port)], stdout=out, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen([sys.executable, str(DEMO), request.param, str(port)], stdout=out, stderr=subprocess.STDOUT,
                                 env={**os.environ, "DEMO_STATE": str(state)})
     try:
         import socket
@@ -71,7 +72,7 @@ def http_demo(tmp_path: Path, state: Path):
                 return True
 
         wait_for(up, 30, "the demo MCP server", proc, log)
-        yield f"http://127.0.0.1:{port}/mcp"
+        yield request.param, f"http://127.0.0.1:{port}/" + ("mcp" if request.param == "http" else "sse")
     finally:
         proc.terminate()
         proc.wait(10)
@@ -167,6 +168,37 @@ async def test_a_hanging_and_a_crashing_server_are_survived(config, state):
         await reg.close()
 
 
+async def test_a_hung_server_process_is_found_and_replaced(config, state, monkeypatch):
+    """The whole server stops answering (SIGSTOP): calls time out, the periodic check notices, a new process takes over."""
+    import signal
+
+    from assistant.mcp.client import McpServerLink
+
+    monkeypatch.setattr(McpServerLink, "check_every_s", 0.3)
+    monkeypatch.setattr(McpServerLink, "check_timeout_s", 0.5)
+    reg = await ToolRegistry.create(_mcp_config(config, state, timeout_s=1.0), EventBus())
+    pid = _events(state)[0]["pid"]
+    try:
+        os.kill(pid, signal.SIGSTOP)
+        out = await reg.call("demo__get_weather", {"city": "Rome"})  # the call's timeout or the check, whichever is first
+        assert not out.ok and ("did not answer within 1 seconds" in out.error or "went away" in out.error), out.error
+        assert out.duration_ms < 1500
+        link = reg.mcp.links["demo"]
+        for _ in range(150):
+            if link.reconnects == 1 and link.state == "connected":
+                break
+            await asyncio.sleep(0.1)
+        assert link.reconnects == 1 and link.state == "connected", reg.mcp.status()
+        out = await reg.call("demo__get_weather", {"city": "Rome"})
+        assert out.ok, out.error
+        assert [e["pid"] for e in _events(state) if e["event"] == "start"][-1] != pid
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+            os.kill(pid, signal.SIGKILL)
+        await reg.close()
+
+
 async def test_a_server_that_cannot_start_keeps_its_cached_tools_and_errors(config, state, tmp_path):
     cfg = _mcp_config(config, state)
     reg = await ToolRegistry.create(cfg, EventBus())  # first start: lists and caches the tools
@@ -209,17 +241,23 @@ async def test_open_world_tools_follow_the_remote_policy_redaction_and_audit(con
 
 
 async def test_fast_path_templates_and_the_scripted_llm_call_mcp_tools(config, state):
-    from assistant.controller.fastpath import FastPath
+    from assistant.app import build_controller
+    from assistant.events import RouteDecided
+    from assistant.pipeline import Pipeline
 
-    cfg = _mcp_config(config, state, templates={"get_weather": ["what's the weather in {city}", "weather in {city}"]})
+    cfg = _mcp_config(config.with_overrides({"llm.enabled": False}), state,
+                      templates={"get_weather": ["what's the weather in {city}", "weather in {city}"]})
     bus = EventBus()
     events = bus.record()
-    reg = await ToolRegistry.create(cfg, bus)
+    controller = await build_controller(cfg, bus)
     try:
-        fast = FastPath(reg, "en")
-        m = fast.match("what's the weather in Lisbon")
-        assert m is not None and m.tool == "demo__get_weather" and m.arguments == {"city": "Lisbon"}
+        pipeline = Pipeline(cfg, None, responder=controller.router, bus=bus)
+        reply = await pipeline.handle_text("what's the weather in Lisbon", speak=False)
+        assert reply == "It is sunny and 21 degrees in Lisbon."
+        assert [e.route for e in events if isinstance(e, RouteDecided)] == ["fast_path"]
+        assert [e["city"] for e in _events(state) if e["event"] == "get_weather"] == ["Lisbon"]
 
+        reg = controller.registry
         llm = ScriptedLLM([
             {"tool": "demo__add_note", "arguments": {"text": "buy milk"}},
             {"tool": "done", "arguments": {}},
@@ -227,15 +265,18 @@ async def test_fast_path_templates_and_the_scripted_llm_call_mcp_tools(config, s
         local = LocalController(llm, reg, bus, cfg.llm)
         pieces = [p async for p in local.respond("note that I need to buy milk", turn=1, conversation=Conversation())]
         assert "".join(p for p in pieces if isinstance(p, str)) == "Noted."
-        assert [e.tool for e in events if isinstance(e, ToolCallStarted)] == ["demo__add_note"]
+        assert [e.tool for e in events if isinstance(e, ToolCallStarted)] == ["demo__get_weather", "demo__add_note"]
         assert [e["text"] for e in _events(state) if e["event"] == "add_note"] == ["buy milk"]
+        assert "demo__add_note" in llm.prompts[0]  # offered to the model like any tool
     finally:
-        await reg.close()
+        await controller.close()
 
 
-async def test_streamable_http_server_with_a_token(config, state, http_demo, monkeypatch):
+async def test_http_servers_with_a_token(config, state, http_demo, monkeypatch):
+    transport, url = http_demo
     monkeypatch.setenv("DEMO_TOKEN", "s3cret")
-    cfg = config.with_overrides({"mcp.servers": [{"name": "web", "url": http_demo, "token_env": "DEMO_TOKEN", "allow": ["get_weather", "delete_file"]}]})
+    cfg = config.with_overrides({"mcp.servers": [{"name": "web", "url": url, "transport": transport, "token_env": "DEMO_TOKEN",
+                                                  "allow": ["get_weather", "delete_file"]}]})
     reg = await ToolRegistry.create(cfg, EventBus())
     try:
         assert reg.mcp.status()[0]["state"] == "connected", reg.mcp.status()

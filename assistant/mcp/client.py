@@ -3,7 +3,7 @@
 Each ``[[mcp.servers]]`` entry gets one :class:`McpServerLink`: a task that owns the connection
 (a stdio subprocess, or Streamable HTTP / SSE with headers or a bearer token from the
 environment), lists the server's tools, registers them in the :class:`ToolRegistry` as
-``<server>__<tool>``, pings the server every :data:`PING_EVERY_S` seconds and reconnects with
+``<server>__<tool>``, checks the server every :data:`CHECK_EVERY_S` seconds and reconnects with
 exponential backoff (tenacity) when it dies or hangs. A call to a server that is down, dead or
 hanging comes back as a tool error — never a stuck turn: every call has the server's
 ``timeout_s`` (the registry's per-tool timeout).
@@ -43,14 +43,15 @@ from ..config import Config, McpServerConfig
 from ..errors import AssistantError, MissingDependencyError, ToolError
 from ..toolkit.api import Risk, Tool
 
-__all__ = ["McpServerLink", "McpTools", "PING_EVERY_S", "namespaced", "risk_of"]
+__all__ = ["CHECK_EVERY_S", "McpServerLink", "McpTools", "namespaced", "risk_of"]
 
 log = logging.getLogger(__name__)
 
-PING_EVERY_S = 15.0
-"""How often an idle connection is checked with an MCP ping."""
-PING_TIMEOUT_S = 5.0
-"""A ping not answered within this counts the server as hung: the connection is dropped and remade."""
+CHECK_EVERY_S = 15.0
+"""How often a connection is checked by listing the server's tools again (MCP's ``ping`` is gone
+from the 2026-07-28 protocol; a listing works in every version and also notices new or removed tools)."""
+CHECK_TIMEOUT_S = 5.0
+"""A check not answered within this counts the server as hung: the connection is dropped and remade."""
 BACKOFF_MAX_S = 30.0
 """Longest wait between reconnection attempts (exponential from 0.5 s, with jitter)."""
 
@@ -195,6 +196,9 @@ class McpServerLink:
         reconnects: Connections made after the first.
     """
 
+    check_every_s = CHECK_EVERY_S
+    check_timeout_s = CHECK_TIMEOUT_S
+
     def __init__(self, config: McpServerConfig, data_dir: Path, on_tools) -> None:
         self.config = config
         self.data_dir = data_dir
@@ -294,39 +298,43 @@ class McpServerLink:
             self.on_tools(self, tools)
             self.ready.set()
             log.info("MCP server '%s' connected (%s): %d tools", self.config.name, self.where, len(tools))
-            await self._watch(client)
+            await self._watch(client, tools)
             self.client, self.state = None, "reconnecting"
 
     @staticmethod
-    async def _list_tools(client: Any) -> list[Any]:
+    async def _list_tools(client: Any, cache_mode: str = "use") -> list[Any]:
         tools: list[Any] = []
         cursor = None
         for _ in range(100):  # a paginator that never ends cannot hang the start
-            page = await client.list_tools(cursor=cursor)
+            page = await client.list_tools(cursor=cursor, cache_mode=cache_mode)
             tools.extend(page.tools)
             cursor = page.next_cursor
             if not cursor:
                 break
         return tools
 
-    async def _watch(self, client: Any) -> None:
-        """Return when the connection is lost: a failed call said so, or a ping went unanswered."""
+    async def _watch(self, client: Any, tools: list[Any]) -> None:
+        """Return when the connection is lost: a failed call said so, or a check (a fresh tools/list)
+        went unanswered. A listing that changed is applied to the registry."""
         import anyio  # noqa: PLC0415
 
         while True:
             try:
-                await asyncio.wait_for(self._lost.wait(), PING_EVERY_S)
+                await asyncio.wait_for(self._lost.wait(), self.check_every_s)
                 self.error = self.error or "the connection was lost"
                 return
             except asyncio.TimeoutError:
                 pass
             try:
-                with anyio.fail_after(PING_TIMEOUT_S):
-                    await client.send_ping()
+                with anyio.fail_after(self.check_timeout_s):
+                    fresh = await self._list_tools(client, cache_mode="bypass")
             except Exception as exc:  # noqa: BLE001 - dead or hung: drop the connection and make a new one
-                self.error = f"no answer to a ping ({_describe(exc)})"
+                self.error = f"no answer to a check ({_describe(exc)})"
                 log.warning("MCP server '%s': %s; reconnecting", self.config.name, self.error)
                 return
+            if [t.model_dump() for t in fresh] != [t.model_dump() for t in tools]:
+                tools = fresh
+                self.on_tools(self, tools)
 
     def lost(self, why: str) -> None:
         """A call found the connection broken: reconnect."""

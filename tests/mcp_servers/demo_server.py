@@ -3,7 +3,8 @@
 Tools: a read-only one, a non-destructive change, a destructive one, one without annotations,
 one reaching the open world, one that kills the server process, one that hangs.
 
-Run: ``python demo_server.py stdio`` or ``python demo_server.py http PORT``. State (what was
+Run: ``python demo_server.py stdio``, ``python demo_server.py http PORT`` (Streamable HTTP at
+``/mcp``) or ``python demo_server.py sse PORT`` (the older SSE transport at ``/sse``). State (what was
 deleted, the mode) lives in the process and in ``$DEMO_STATE`` (a JSON file) when set, so a test can
 see what a call did even after the server restarted.
 """
@@ -82,5 +83,7 @@ if __name__ == "__main__":
     _record("start")
     if len(sys.argv) > 2 and sys.argv[1] == "http":
         server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]))
+    elif len(sys.argv) > 2 and sys.argv[1] == "sse":
+        server.run("sse", host="127.0.0.1", port=int(sys.argv[2]))
     else:
         server.run("stdio")
