@@ -123,13 +123,13 @@ def load_tts(config: Config, store: ModelStore, notice: Notice | None = None) ->
     return SpeechSynthesizer(_resolve(store, config.tts.voice, "tts", notice), config.tts)
 
 
-def build_listener(config: Config, wake_model: WakeWordModel, turn_model: "SmartTurn | None" = None,
+def build_listener(config: Config, wake_model: WakeWordModel | None, turn_model: "SmartTurn | None" = None,
                    text_model: "TextCompleteness | None" = None) -> Listener:
-    """Wake stage + endpointer; with ``turn_model`` (and ``endpoint.turn_detection = "smart_turn"``)
+    """Wake stage (none without ``wake_model``: push-to-talk only) + endpointer; with ``turn_model`` (and ``endpoint.turn_detection = "smart_turn"``)
     the endpointer reports pauses for the turn detector instead of waiting out a fixed silence;
     ``text_model`` lets the detector judge whether the words so far end a sentence."""
     detect = turn_model is not None and config.endpoint.turn_detection == "smart_turn"
-    return Listener(WakeStage(wake_model, config.wake), Endpointer(config.endpoint, detect_turns=detect),
+    return Listener(WakeStage(wake_model, config.wake) if wake_model is not None else None, Endpointer(config.endpoint, detect_turns=detect),
                     turn_model=turn_model if detect else None, text_model=text_model if detect else None)
 
 
@@ -216,8 +216,9 @@ async def load_speech(
     """Load the speech engines the caller needs, in parallel threads.
 
     Args:
-        degrade: Start with what works: an engine that cannot load is left out (no wake model or
-            no ASR → no voice input; no TTS → text replies) and named in :attr:`Speech.problems`.
+        degrade: Start with what works: an engine that cannot load is left out (no wake model →
+            push-to-talk only; no ASR → no voice input; no TTS → text replies) and named in
+            :attr:`Speech.problems`.
 
     Raises:
         ModelError: A model is missing, unverified or corrupt (unless ``degrade``).
@@ -252,10 +253,13 @@ async def load_speech(
     wake_model = loaded.get("wake")
     turn_model = loaded.get("turn")
     text_model = loaded.get("turn_text") if turn_model is not None else None
-    listener = build_listener(config, wake_model, turn_model, text_model) if wake_model is not None else None
+    push_to_talk = wake and wake_model is None and "wake" in problems and loaded.get("asr") is not None
+    if push_to_talk:  # the microphone still works: a turn starts by push-to-talk instead of the wake word
+        problems["wake"] += "; push-to-talk only (ctrl+t in the TUI, POST /listen on the service)"
+    listener = build_listener(config, wake_model, turn_model, text_model) if wake_model is not None or push_to_talk else None
     recognizer = loaded.get("asr")
     verifier = None
-    if listener is not None and recognizer is not None and config.wake.verify.enabled:
+    if wake_model is not None and recognizer is not None and config.wake.verify.enabled:
         verifier = WakeVerifier(recognizer, config.wake.verify, wake_model.names)
     return Speech(listener=listener, asr=recognizer if asr else None, tts=loaded.get("tts"), verifier=verifier, turn=turn_model, turn_text=text_model,
                   problems=problems)

@@ -156,6 +156,46 @@ async def test_crashing_and_hanging_tools_become_error_results(cfg):
         await reg.close()
 
 
+async def test_hung_sync_tools_hold_only_their_own_plugins_threads(cfg):
+    """Each plugin has its own bounded pool: four hung calls make that plugin answer "busy" at once,
+    other plugins' sync tools keep working, and the plugin works again when its threads return."""
+    import threading
+
+    from assistant.toolkit.registry import PLUGIN_WORKERS
+
+    release = threading.Event()
+
+    @tool
+    def stuck() -> str:
+        """A sync tool that waits until released."""
+        release.wait(30)
+        return "free"
+
+    class StuckPlugin:
+        @hookimpl
+        def register_tools(self, register):
+            register(stuck)
+
+    reg = await ToolRegistry.create(cfg.with_overrides({"tools.timeout_s": 0.3}), EventBus(), entry_points=False,
+                                    extra_plugins=[("stuck", StuckPlugin()), ("test", DicePlugin())])
+    try:
+        outs = await asyncio.gather(*(reg.call("stuck", {}) for _ in range(PLUGIN_WORKERS)))
+        assert all("did not answer" in o.error for o in outs)
+        t0 = time.monotonic()
+        out = await reg.call("stuck", {})
+        assert not out.ok and "busy" in out.error and time.monotonic() - t0 < 0.2  # refused at once, not queued
+        assert [(await reg.call("roll", {})).ok for _ in range(12)] == [True] * 12  # other plugins: unaffected
+        release.set()
+        for _ in range(50):
+            if (out := await reg.call("stuck", {})).ok:
+                break
+            await asyncio.sleep(0.05)
+        assert out.ok and out.say == "free"
+    finally:
+        release.set()
+        await reg.close()
+
+
 async def test_a_broken_plugin_is_reported_and_skipped(cfg):
     reg = await ToolRegistry.create(cfg, EventBus(), entry_points=False, extra_plugins=[("broken", BrokenPlugin()), ("test", DicePlugin())])
     try:

@@ -575,3 +575,22 @@ def test_corrupt_models_start_a_degraded_service_that_says_what_is_missing(confi
         assert r.status_code == 200 and r.json()["reply"].startswith("It is")
     finally:
         assert svc.stop() == 0
+
+
+def test_without_a_wake_model_the_service_listens_by_push_to_talk(config, tmp_path):
+    """A corrupt wake model: the service starts degraded, says push-to-talk only, and POST /listen
+    makes the next utterance a request (no wake word in the recording)."""
+    bad = tmp_path / "broken_wake.onnx"
+    bad.write_bytes(b"not an onnx model")
+    cfg = config.with_overrides({"wake.models": [str(bad)], "llm.enabled": False})
+    svc = Service(cfg, tmp_path, recording(2.5, "wfw_turn_on_the_living_room_lamp.wav", 3.0))  # speech soon after the press
+    try:
+        svc.wait_ready()
+        health = httpx.get(svc.url + "/health", timeout=5).json()
+        assert health["status"] == "degraded" and "push-to-talk only" in health["problems"]["wake"], health
+        r = svc.post("/listen", timeout=10)
+        assert r.status_code == 200 and r.json() == {"listening": True}
+        calls = _until(lambda: [e for e in svc.events() if e["type"] == "tool_call_finished"], 60, "the spoken request")
+        assert calls[0]["tool"] == "home_turn_on" and calls[0]["ok"], calls
+    finally:
+        assert svc.stop() == 0

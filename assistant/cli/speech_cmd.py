@@ -95,7 +95,7 @@ async def listen(args: argparse.Namespace, config: Config) -> int:
     pipeline = Pipeline(config, speech.listener, asr=speech.asr, bus=bus, verifier=speech.verifier)
     await pipeline.run(source)
     if not args.json and args.input:
-        stats = speech.listener.wake.stats if speech.listener else None
+        stats = speech.listener.wake.stats if speech.listener and speech.listener.wake else None
         if stats:
             warn(
                 f"wake stage: {stats.frames * 0.02:.1f} s of audio, wake models ran on "

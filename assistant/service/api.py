@@ -9,6 +9,7 @@
                            turn asks something (a confirmation), the reply is the question with
                            ``"awaiting_answer": true``, and the next ``/ask`` answers it
 ``POST /interrupt``        stop the reply and the turn in progress
+``POST /listen``           push-to-talk: the next utterance is a request, no wake word needed (409 without a microphone)
 ``POST /mute``, ``/unmute``  stop or resume listening to the microphone
 ``GET  /home``, ``/timers``   the home's devices and states; running timers
 ``GET  /tools``            the loaded tools: name, source (plugin or ``mcp:<server>``), risk, MCP server state
@@ -120,6 +121,7 @@ class ApiServer:
             web.get("/events/stream", self.stream),
             web.post("/ask", self.ask),
             web.post("/interrupt", self.interrupt),
+            web.post("/listen", self.listen),
             web.post("/mute", self.mute),
             web.get("/home", self.home),
             web.get("/timers", self.timers),
@@ -250,6 +252,12 @@ class ApiServer:
             assert self.session.pipeline is not None
             self._channel = ApiChannel(Speaker(None, None, self.session.bus, self.session.config.tts))
         return self._channel
+
+    async def listen(self, request: web.Request) -> web.Response:
+        """Push-to-talk: the next utterance on the microphone is a request, without the wake word."""
+        if self.session.push_to_talk():
+            return web.json_response({"listening": True})
+        return web.json_response({"listening": False, "error": "this service has no microphone listening right now"}, status=409)
 
     async def interrupt(self, request: web.Request) -> web.Response:
         stopped = await self.session.pipeline.interrupt("api") if self.session.pipeline is not None else False

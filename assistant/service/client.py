@@ -229,7 +229,10 @@ class RemoteSession:
         return False  # the service listens to its own microphone; this process does not
 
     def push_to_talk(self) -> bool:
-        return False
+        """Ask the service to listen now (``POST /listen``); what it hears arrives as events."""
+        assert self._client is not None
+        self._tasks.append(asyncio.get_running_loop().create_task(self._client.post("/listen", json={})))
+        return True
 
     @property
     def state(self) -> str:

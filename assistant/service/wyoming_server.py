@@ -155,7 +155,8 @@ def _info(session: Session):
     cfg = session.config
     me = Attribution(name="Jarvis assistant", url="https://github.com/")
     version = "0.1.0"
-    wake_names = [n for n in (session.speech.listener.wake.model.names if session.speech and session.speech.listener else [])]
+    listener = session.speech.listener if session.speech else None
+    wake_names = list(listener.wake.model.names) if listener is not None and listener.wake is not None else []
     return Info(
         asr=[AsrProgram(name="jarvis-asr", description="faster-whisper", attribution=me, installed=True, version=version, models=[
             AsrModel(name=cfg.asr.model, description=f"Whisper {cfg.asr.model}", attribution=Attribution(name="OpenAI", url="https://github.com/openai/whisper"),

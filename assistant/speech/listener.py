@@ -46,14 +46,15 @@ class Listener:
     """Wake stage + endpointer + audio ring.
 
     Args:
-        wake: The VAD-gated wake stage.
+        wake: The VAD-gated wake stage, or None: no wake word (its model is missing) — a turn
+            starts only by push-to-talk (:meth:`capture`), and nothing barges in.
         endpointer: Utterance capture.
         ring_s: Seconds of recent audio kept (at least the wake window and a turn's ASR time).
         turn_model: Smart Turn (:class:`~.turn.SmartTurn`) when the endpointer detects turns, else None.
         text_model: The turn detector's text completeness model (:class:`~.turn.TextCompleteness`), or None.
     """
 
-    def __init__(self, wake: WakeStage, endpointer: Endpointer, ring_s: float = 8.0, turn_model=None, text_model=None) -> None:
+    def __init__(self, wake: WakeStage | None, endpointer: Endpointer, ring_s: float = 8.0, turn_model=None, text_model=None) -> None:
         self.wake = wake
         self.endpointer = endpointer
         self.turn_model = turn_model
@@ -76,6 +77,8 @@ class Listener:
     def process(self, frame: np.ndarray) -> ListenerOutput | None:
         """Feed one 20 ms frame of 16 kHz int16 audio."""
         self.ring.append(frame)
+        if self.wake is None:  # push-to-talk only
+            return self._capture_frame(frame) if self.mode is ListenerMode.CAPTURE else None
         if self.mode is ListenerMode.WAKE:
             hit = self.wake.process(frame)
             if hit is not None:
@@ -83,12 +86,7 @@ class Listener:
             return hit
         if self.mode is ListenerMode.CAPTURE:
             self.wake.skip(frame)
-            out = self.endpointer.process(frame)
-            if isinstance(out, UtteranceEnd):
-                self.mode = ListenerMode.BUSY
-            elif isinstance(out, NoSpeechTimeout):
-                self.mode = ListenerMode.WAKE
-            return out
+            return self._capture_frame(frame)
         # BUSY: only a confident wake word barges in (the user talks over the assistant)
         if self.barge_in:
             self.wake.threshold_override = max(self.wake.config.threshold, self.wake.config.barge_in_threshold)
@@ -99,6 +97,14 @@ class Listener:
         else:
             self.wake.skip(frame)
         return None
+
+    def _capture_frame(self, frame: np.ndarray) -> ListenerOutput | None:
+        out = self.endpointer.process(frame)
+        if isinstance(out, UtteranceEnd):
+            self.mode = ListenerMode.BUSY
+        elif isinstance(out, NoSpeechTimeout):
+            self.mode = ListenerMode.WAKE
+        return out
 
     def capture(self, timeout_s: float | None = None) -> None:
         """Start capturing an utterance now (after a wake word, a barge-in, or for a follow-up)."""

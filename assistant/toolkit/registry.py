@@ -8,6 +8,13 @@ register is reported (``assistant tools list``) and skipped; the rest keep worki
 A call never raises: a bad argument, a refused confirmation, an exception or a timeout inside
 the tool all come back as a :class:`ToolOutcome` with ``ok=False`` and an error the controller
 can read and say.
+
+Isolation: each plugin's sync tools run in a thread pool of its own (:data:`PLUGIN_WORKERS`
+threads). A Python thread cannot be killed, so a sync call that times out keeps its thread until
+the function returns; when all of a plugin's threads are held by such calls, further calls to that
+plugin fail at once ("busy") instead of queueing, and every other plugin is unaffected. Tools
+that must be isolated harder (untrusted code, native crashes) belong in an MCP server: its own
+process, restarted when it dies (:mod:`assistant.mcp.client`).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import contextvars
 import importlib.metadata
 import inspect
 import logging
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -52,6 +60,9 @@ ENTRY_POINT_GROUP = "jarvis_assistant.tools"
 
 hookspec = pluggy.HookspecMarker("jarvis_assistant")
 hookimpl = pluggy.HookimplMarker("jarvis_assistant")
+
+PLUGIN_WORKERS = 4
+"""Threads per plugin for its sync tools (and the most of its calls that may hang at once)."""
 
 _RISK_ORDER = {Risk.READ_ONLY: 0, Risk.HOME: 1, Risk.OFF_DEVICE: 2, Risk.SECURITY: 3}
 
@@ -173,7 +184,10 @@ class ToolRegistry:
         self.services: dict[str, Any] = {}
         self._pm = pluggy.PluginManager("jarvis_assistant")
         self._pm.add_hookspecs(_Specs)
-        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="tool")
+        self._pools: dict[str, concurrent.futures.ThreadPoolExecutor] = {}
+        self._running: dict[str, int] = {}
+        """Sync calls per plugin whose thread is still running (timed-out ones included)."""
+        self._running_lock = threading.Lock()
         self._started = False
         self.mcp: Any | None = None
         """The MCP servers' connections (:class:`assistant.mcp.client.McpTools`) when any are configured."""
@@ -318,7 +332,8 @@ class ToolRegistry:
                 await box.close()
             except Exception:  # noqa: BLE001
                 log.exception("closing toolbox %s", box.name)
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        for pool in self._pools.values():
+            pool.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------------ lookup
 
@@ -367,6 +382,22 @@ class ToolRegistry:
         shown = ", ".join(f"{k}={v!r}" for k, v in args.items() if v not in (None, [], ""))
         what = "this sends data off the device" if risk is Risk.OFF_DEVICE else "this is security-sensitive"
         return f"Run {_spoken(tool.name)}{' (' + shown + ')' if shown else ''}? {what.capitalize()}."
+
+    def _pool_for(self, plugin: str) -> concurrent.futures.ThreadPoolExecutor:
+        pool = self._pools.get(plugin)
+        if pool is None:
+            pool = self._pools[plugin] = concurrent.futures.ThreadPoolExecutor(max_workers=PLUGIN_WORKERS, thread_name_prefix=f"tool-{plugin or 'local'}")
+        return pool
+
+    def _claim_thread(self, plugin: str) -> str:
+        """Take one of the plugin's threads; "" when there is one, else why not (all are held by calls that have not returned)."""
+        with self._running_lock:
+            n = self._running.get(plugin, 0)
+            if n >= PLUGIN_WORKERS:
+                return (f"The {plugin or 'local'} tools are busy: {n} earlier calls have not finished. "
+                        "Try again later, or restart the assistant if it stays so.")
+            self._running[plugin] = n + 1
+            return ""
 
     async def call(
         self,
@@ -432,9 +463,20 @@ class ToolRegistry:
             if tool.is_async:
                 result = await asyncio.wait_for(tool.func(**args), timeout)
             else:
+                busy = self._claim_thread(tool.plugin)
+                if busy:
+                    return done(ToolOutcome(call_id, name, args, ok=False, error=busy))
                 loop = asyncio.get_running_loop()
                 ctx = contextvars.copy_context()  # the turn's context (origin, area) follows the call into the thread
-                fut = loop.run_in_executor(self._pool, lambda: ctx.run(tool.func, **args))
+
+                def run(plugin: str = tool.plugin) -> Any:
+                    try:
+                        return ctx.run(tool.func, **args)
+                    finally:
+                        with self._running_lock:
+                            self._running[plugin] -= 1
+
+                fut = loop.run_in_executor(self._pool_for(tool.plugin), run)
                 result = await asyncio.wait_for(fut, timeout)
         except asyncio.TimeoutError:
             return done(ToolOutcome(call_id, name, args, ok=False, error=f"The {_spoken(name)} tool did not answer within {timeout:g} seconds."))
