@@ -34,6 +34,13 @@ def table(r: dict[str, Any]) -> str:
         rows.append((f"turn {route}: stages p50 ms", " · ".join(f"{k} {v['p50']:.0f}" for k, v in st.items() if isinstance(v, dict) and "p50" in v)))
     for rule, c in r.get("turn", {}).get("cutoffs", {}).items():
         rows.append((f"turn cut off mid-sentence: {rule}", f"{c['cut_off']}/{c['turns']} = {c['rate']:.0%}" if c.get("rate") is not None else "-"))
+    faults = r.get("faults", {})
+    if faults:
+        sm = faults.get("summary", {})
+        rows.append(("fault matrix: survived / total (skipped)", f"{sm.get('survived')} / {sm.get('total')} ({sm.get('skipped')})"))
+        for name, f in faults.items():
+            if name != "summary":
+                rows.append((f"  fault: {name}", f.get("skipped") or ("survived" if f.get("survived") else "FAILED ") + " — " + str(f.get("reply", ""))[:70]))
     mcp = r.get("mcp", {})
     if mcp:
         rows.append(("tool call p50 / p95: plugin · MCP stdio · MCP HTTP", " · ".join(

@@ -539,8 +539,16 @@ def bench_mcp(ctx: Context) -> None:
     ctx.results["mcp"] = mcp_calls.evaluate(ctx.config, ctx.quick)
 
 
+def bench_faults(ctx: Context) -> None:
+    """Fault matrix: remote model hangs / garbage / 500, corrupt state, a crashing tool, a burst from two sources,
+    a full and a read-only data folder — up, next request answered, state kept, user told (benchmarks/faults.py)."""
+    from . import faults
+
+    ctx.results["faults"] = faults.evaluate(ctx.config)
+
+
 SECTIONS: dict[str, Callable[[Context], None]] = {
     "memory": bench_memory, "asr": bench_asr, "tts": bench_tts, "wake": bench_wake, "routing": bench_routing, "e2e": bench_e2e,
     "nlu": bench_nlu, "service": bench_service, "turn": bench_turn, "vad": bench_vad,
-    "mcp": bench_mcp,
+    "mcp": bench_mcp, "faults": bench_faults,
 }

@@ -254,3 +254,24 @@ async def test_web_search_is_off_device_and_confirmed(tmp_path, searxng):
         assert not out.ok and "can't reach" in out.error
     finally:
         await reg.close()
+
+
+async def test_a_corrupt_state_file_is_kept_aside_and_the_tool_keeps_working(config):
+    """A timers database that is no longer a database (an SD card's doing) does not disable the
+    timers: the file is kept aside for recovery and a new one started."""
+    from assistant.bus import EventBus
+    from assistant.toolkit import ToolRegistry
+
+    reg = await ToolRegistry.create(config, EventBus())
+    await reg.close()
+    db = next(config.paths.resolved_data_dir().rglob("timers.db"))
+    db.write_bytes(b"not a database at all" * 20)
+    reg = await ToolRegistry.create(config, EventBus())
+    try:
+        assert "timer_start" in reg.tools and not [e for e in reg.errors if "timer" in e]
+        out = await reg.call("timer_start", {"minutes": 3})
+        assert out.ok, out.error
+        aside = list(db.parent.glob("timers.db.corrupt-*"))
+        assert len(aside) == 1 and aside[0].read_bytes().startswith(b"not a database")
+    finally:
+        await reg.close()

@@ -21,6 +21,7 @@ from rapidfuzz import fuzz, process
 from assistant.errors import ToolError
 from assistant.home import EntityResolver, normalize
 from assistant.toolkit import PluginContext, Risk, Toolbox, hookimpl, tool
+from assistant.toolkit.storage import open_sqlite
 
 __all__ = ["Notes", "documents_dir", "register_tools"]
 
@@ -58,9 +59,8 @@ class Notes(Toolbox):
         self.services = services if services is not None else {}
 
     async def start(self) -> None:
-        self.db_path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(self.db_path), isolation_level=None, check_same_thread=False)
-        self.db.execute("CREATE TABLE IF NOT EXISTS items (list TEXT, item TEXT, done INTEGER DEFAULT 0, added REAL)")
+        # a corrupt file is kept aside and started afresh; a read-only disk still shows the lists
+        self.db = open_sqlite(self.db_path, "CREATE TABLE IF NOT EXISTS items (list TEXT, item TEXT, done INTEGER DEFAULT 0, added REAL)")
 
     async def close(self) -> None:
         if self.db:

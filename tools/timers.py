@@ -25,6 +25,7 @@ from assistant.bus import EventBus
 from assistant.errors import ToolError
 from assistant.events import TimerFired
 from assistant.toolkit import PluginContext, Risk, Toolbox, hookimpl, tool
+from assistant.toolkit.storage import open_sqlite
 
 log = logging.getLogger(__name__)
 
@@ -96,10 +97,7 @@ class TimerStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute(_SCHEMA)
+            self.db = open_sqlite(path, _SCHEMA, wal=True)  # a corrupt file is kept aside and started afresh
         except sqlite3.Error as exc:
             raise ToolError(f"cannot open the timer database {path}: {exc}", hint="check the disk and permissions") from None
 
@@ -107,7 +105,7 @@ class TimerStore:
         try:
             return self.db.execute(sql, args)
         except sqlite3.OperationalError as exc:
-            raise ToolError(f"the timer database failed: {exc}", hint="the disk may be full") from None
+            raise ToolError(f"the timer database failed: {exc}", hint="the disk may be full or read-only") from None
 
     def add(self, row: TimerRow) -> None:
         self._exec("INSERT INTO timers VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", tuple(row.__dict__.values()))

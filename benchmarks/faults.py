@@ -1,0 +1,232 @@
+"""Fault matrix: each fault injected into a running assistant (a real :class:`Session`, typed
+requests, the simulated home, real SQLite state, a real HTTP server on loopback as the remote
+model). For each fault, four checks:
+
+* **up** — the session still answers (its request does not raise, and no turn hangs past 30 s);
+* **next** — the first ordinary request after the fault ("what time is it") is answered;
+* **kept** — the state made before the fault (a timer, a shopping-list item) is still there;
+* **told** — the reply to the request that hit the fault tells the user something went wrong
+  (not silence, not "Done.").
+
+Corrupt state files are the exception: the state is destroyed on purpose, and the request after
+start must simply work (the assistant starts the file afresh).
+
+A fault survives when all four hold. Faults that need root (mounting a small or read-only tmpfs
+for the data folder) are reported as skipped without it. The table prints survived / total.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+TIMEOUT_S = 30.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def _remote_server(mode: str) -> tuple[Any, int]:
+    """An OpenAI-compatible endpoint that misbehaves: "hang", "garbage" or "500"."""
+    from aiohttp import web
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if mode == "hang":
+            await asyncio.sleep(3600)
+        if mode == "garbage":
+            return web.Response(text="<html>definitely not json", content_type="application/json")
+        return web.json_response({"error": "internal"}, status=500)
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = _free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, port
+
+
+def _mount_tmpfs(path: Path, size: str, readonly: bool = False) -> bool:
+    path.mkdir(parents=True, exist_ok=True)
+    opts = f"size={size}" + (",ro" if readonly else "")
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)], capture_output=True).returncode == 0
+
+
+def _umount(path: Path) -> None:
+    subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def _told(reply: str) -> bool:
+    r = reply.strip().lower()
+    return bool(r) and r not in ("done.", "ok.") and any(w in r for w in ("sorry", "can't", "cannot", "could not", "couldn't", "failed", "not",
+                                                                          "unavailable", "error", "problem", "full", "try"))
+
+
+async def _ask(session: Any, text: str) -> str:
+    return await asyncio.wait_for(session.ask(text), TIMEOUT_S)
+
+
+async def _state_ok(session: Any) -> bool:
+    timers = await session.timers()
+    listing = await _ask(session, "what's on my shopping list")
+    return any("10 minutes" in t["label"] or t["left_s"] > 60 for t in timers) and "milk" in listing.lower()
+
+
+async def _scenario(config: Any, data: Path, fault: Callable[[Any, Path], Awaitable[str]],
+                    before_start: Callable[[Path], None] | None = None, *, prepare: bool = True) -> dict[str, Any]:
+    from assistant.session import Session, SessionOptions
+
+    out: dict[str, Any] = {"up": False, "next": False, "kept": False, "told": False, "reply": ""}
+    if prepare:  # state made before the fault, by an earlier run of the assistant
+        s0 = Session(config, SessionOptions(voice=False, speak=False))
+        await s0.start()
+        await _ask(s0, "set a timer for 10 minutes")
+        await _ask(s0, "add milk to my shopping list")
+        await s0.close()
+    if before_start is not None:
+        before_start(data)
+    session = Session(config, SessionOptions(voice=False, speak=False, degrade=True))
+    try:
+        await session.start()
+        try:
+            out["reply"] = await fault(session, data)
+            out["up"] = True
+        except Exception as exc:  # noqa: BLE001 - the matrix records it
+            out["reply"] = f"raised {type(exc).__name__}: {exc}"
+        out["told"] = _told(out["reply"])
+        with contextlib.suppress(Exception):
+            out["next"] = (await _ask(session, "what time is it")).startswith("It is")
+        with contextlib.suppress(Exception):
+            out["kept"] = await _state_ok(session)
+    finally:
+        await session.close()
+    return out
+
+
+async def _run(base: Any) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    root = Path(tempfile.mkdtemp(prefix="bench-faults-"))
+    common = {"llm.enabled": False, "tools.confirm_risks": []}
+
+    def cfg(name: str, **extra: Any) -> tuple[Any, Path]:
+        data = root / name
+        return base.with_overrides({**common, "paths.data_dir": str(data), **extra}), data
+
+    # --- the remote model misbehaves: hangs, answers garbage, answers 500
+    for mode in ("hang", "garbage", "500"):
+        runner, port = await _remote_server(mode)
+        try:
+            c, data = cfg(f"remote-{mode}", **{"remote.policy": "allowed", "remote.endpoints": [
+                {"name": "lan", "base_url": f"http://127.0.0.1:{port}/v1", "model": "m", "privacy": "lan", "timeout_s": 2.0, "retries": 1}]})
+
+            async def fault(session: Any, _data: Path) -> str:
+                return await _ask(session, "write me a short poem about the sea")
+
+            t0 = time.perf_counter()
+            results[f"remote endpoint {mode}"] = await _scenario(c, data, fault) | {"s": round(time.perf_counter() - t0, 1)}
+        finally:
+            await runner.cleanup()
+
+    # --- corrupt state files: the timers and lists databases and the saved conversation
+    c, data = cfg("corrupt-state")
+
+    def corrupt(d: Path) -> None:
+        for p in [*d.rglob("lists.db"), *d.rglob("timers.db")]:
+            p.write_bytes(b"this is not a database" * 10)
+
+    async def after_corruption(session: Any, _data: Path) -> str:
+        return await _ask(session, "set a timer for 3 minutes")
+
+    results["corrupt state files"] = await _scenario(c, data, after_corruption, corrupt)
+
+    # --- a plugin tool that crashes at call
+    c, data = cfg("tool-crash")
+
+    async def tool_crash(session: Any, _data: Path) -> str:
+        reg = session.controller.registry
+        tool = reg.tools["clock_time"]
+        original = tool.func
+
+        def boom(**_kw: Any) -> str:
+            raise RuntimeError("the plugin broke")
+
+        tool.func = boom
+        try:
+            return await _ask(session, "what time is it")
+        finally:
+            tool.func = original
+
+    results["a tool crashes at call"] = await _scenario(c, data, tool_crash)
+
+    # --- two sources at once, a burst from each
+    c, data = cfg("burst")
+
+    async def burst(session: Any, _data: Path) -> str:
+        from assistant.engine.arbiter import Busy
+
+        texts = ["what time is it", "turn on the kitchen light", "what's on my shopping list", "turn off the kitchen light"]
+        tasks = [session.ask(t, origin=o) for o in ("local", "api") for t in texts]
+        replies = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), TIMEOUT_S * 2)
+        answered = sum(isinstance(x, str) and bool(x) for x in replies)
+        busy = sum(isinstance(x, Busy) for x in replies)
+        return f"{answered} answered, {busy} told to try again (busy), of {len(tasks)}; not a failure" if answered + busy == len(tasks) else f"failed: {replies}"
+
+    r = await _scenario(c, data, burst)
+    r["told"] = "not a failure" in r["reply"]  # nothing went wrong to tell about: every request got an answer
+    results["two sources, a burst from each"] = r
+
+    # --- the data folder's disk fills up; the data folder becomes read-only (root only: tmpfs mounts)
+    for name, ro in (("full disk under the data folder", False), ("read-only data folder", True)):
+        c, data = cfg("disk-" + ("ro" if ro else "full"))
+        if not _mount_tmpfs(data, "1m"):
+            results[name] = {"skipped": "needs root to mount a tmpfs"}
+            continue
+        try:
+            def make_read_only(d: Path, _ro: bool = ro) -> None:
+                if _ro:  # the card went read-only while the assistant was off (an SD card after errors does)
+                    subprocess.run(["mount", "-o", "remount,ro", str(d)], check=True, capture_output=True)
+
+            async def disk_fault(session: Any, d: Path, _ro: bool = ro) -> str:
+                if not _ro:
+                    with contextlib.suppress(OSError):
+                        with open(d / "filler", "wb") as f:
+                            while True:
+                                f.write(b"\0" * 65536)
+                try:
+                    return await _ask(session, "add eggs to my shopping list")
+                finally:
+                    if not _ro:
+                        (d / "filler").unlink(missing_ok=True)
+
+            results[name] = await _scenario(c, data, disk_fault, make_read_only)
+        finally:
+            _umount(data)
+
+    shutil.rmtree(root, ignore_errors=True)
+    for name, r in results.items():
+        if "skipped" in r:
+            continue
+        if name == "corrupt state files":  # its state was destroyed on purpose: the request must simply work
+            r["survived"] = r["up"] and r["next"] and "timer" in r["reply"].lower() and not r["told"]
+        else:
+            r["survived"] = all(r[k] for k in ("up", "next", "kept", "told"))
+    done = [r for r in results.values() if "skipped" not in r]
+    results["summary"] = {"survived": sum(r["survived"] for r in done), "total": len(done),
+                          "skipped": len(results) - len(done)}
+    return results
+
+
+def evaluate(config: Any) -> dict[str, Any]:
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    return asyncio.run(_run(config))
