@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from textual.css.query import NoMatches
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -124,6 +125,13 @@ class JarvisApp(App):
         app would search the dialog)."""
         return self.screen_stack[0]
 
+    def _panel(self, selector: str) -> DataTable | None:
+        """A panel's table, or None while the app is closing (a refresh may finish after the screen is gone)."""
+        try:
+            return self.main_screen.query_one(selector, DataTable)
+        except NoMatches:
+            return None
+
     def on_mount(self) -> None:
         home = self.main_screen.query_one("#home", DataTable)
         home.add_columns("area", "device", "kind", "state")
@@ -218,7 +226,9 @@ class JarvisApp(App):
     @work(group="home", exclusive=True)
     async def refresh_home(self) -> None:
         rows = await self.session.home_rows()
-        table = self.main_screen.query_one("#home", DataTable)
+        table = self._panel("#home")
+        if table is None:
+            return
         table.clear()
         for row in area_rows(rows or []):
             table.add_row(*row)
@@ -226,7 +236,9 @@ class JarvisApp(App):
     @work(group="timers", exclusive=True)
     async def refresh_timers(self) -> None:
         timers = await self.session.timers()
-        table = self.main_screen.query_one("#timers", DataTable)
+        table = self._panel("#timers")
+        if table is None:
+            return
         table.clear()
         for t in timers:
             left = int(t["left_s"])
@@ -235,7 +247,9 @@ class JarvisApp(App):
     @work(group="tools", exclusive=True)
     async def refresh_tools(self) -> None:
         rows = await self.session.tools()
-        table = self.main_screen.query_one("#tools", DataTable)
+        table = self._panel("#tools")
+        if table is None:
+            return
         table.clear()
         for r in rows:
             table.add_row(r["name"], r["source"], r["risk"], r["state"])
@@ -243,7 +257,9 @@ class JarvisApp(App):
     @work(group="models", exclusive=True)
     async def refresh_models(self) -> None:
         models = await self.session.models()
-        table = self.main_screen.query_one("#models", DataTable)
+        table = self._panel("#models")
+        if table is None:
+            return
         table.clear()
         for kind in ("wake", "asr", "llm", "tts"):
             table.add_row(kind, models.get(kind, ""))
@@ -267,7 +283,9 @@ class JarvisApp(App):
 
         if self.session.remote:
             return  # the service's audit log is on its machine (RemoteCall events still show in the conversation)
-        table = self.main_screen.query_one("#audit", DataTable)
+        table = self._panel("#audit")
+        if table is None:
+            return
         table.clear()
         for e in read_audit_log(self.config.paths.resolved_data_dir() / "remote_audit.jsonl", 20):
             user = next((m.get("content", "") for m in e.get("sent", {}).get("messages", []) if m.get("role") == "user"), "")
