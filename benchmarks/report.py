@@ -34,6 +34,13 @@ def table(r: dict[str, Any]) -> str:
         rows.append((f"turn {route}: stages p50 ms", " · ".join(f"{k} {v['p50']:.0f}" for k, v in st.items() if isinstance(v, dict) and "p50" in v)))
     for rule, c in r.get("turn", {}).get("cutoffs", {}).items():
         rows.append((f"turn cut off mid-sentence: {rule}", f"{c['cut_off']}/{c['turns']} = {c['rate']:.0%}" if c.get("rate") is not None else "-"))
+    soak = r.get("soak", {})
+    if soak:
+        rows.append(("soak: audio hours in wall seconds; commands acted on; typed answered",
+                     f"{soak.get('audio_h')} h in {soak.get('wall_s')} s; {soak.get('commands_acted_on')}/{soak.get('commands')}; "
+                     f"{soak.get('typed_answered')}/{soak.get('typed_sent')}"))
+        rows.append(("soak: RSS and open files, after warm-up → end", f"{soak.get('rss_mb_after_warmup')} → {soak.get('rss_mb_end')} MB "
+                     f"({soak.get('rss_growth_mb'):+} MB); {soak.get('fds_after_warmup')} → {soak.get('fds_end')} fds"))
     faults = r.get("faults", {})
     if faults:
         sm = faults.get("summary", {})

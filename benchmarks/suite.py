@@ -547,8 +547,15 @@ def bench_faults(ctx: Context) -> None:
     ctx.results["faults"] = faults.evaluate(ctx.config)
 
 
+def bench_soak(ctx: Context) -> None:
+    """Soak: mixed audio faster than real time plus typed requests; RSS and open files over time (benchmarks/soak.py)."""
+    from . import soak
+
+    ctx.results["soak"] = soak.evaluate(ctx.config, ctx.quick)
+
+
 SECTIONS: dict[str, Callable[[Context], None]] = {
     "memory": bench_memory, "asr": bench_asr, "tts": bench_tts, "wake": bench_wake, "routing": bench_routing, "e2e": bench_e2e,
     "nlu": bench_nlu, "service": bench_service, "turn": bench_turn, "vad": bench_vad,
-    "mcp": bench_mcp, "faults": bench_faults,
+    "mcp": bench_mcp, "faults": bench_faults, "soak": bench_soak,
 }
