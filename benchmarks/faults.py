@@ -19,22 +19,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
+from .suite import _free_port
+
 TIMEOUT_S = 30.0
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def _remote_server(mode: str) -> tuple[Any, int]:
@@ -228,5 +223,4 @@ async def _run(base: Any) -> dict[str, Any]:
 
 
 def evaluate(config: Any) -> dict[str, Any]:
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
     return asyncio.run(_run(config))

@@ -15,7 +15,6 @@ The first ``warmup`` calls of each are dropped.
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import subprocess
 import sys
@@ -23,15 +22,10 @@ import tempfile
 import time
 from typing import Any
 
-from .suite import ROOT, stats
+from .suite import ROOT, _free_port, stats
 
 DEMO = ROOT / "tests" / "mcp_servers" / "demo_server.py"
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def _calls(reg: Any, name: str, args: dict, n: int, warmup: int) -> dict[str, float]:
@@ -94,5 +88,4 @@ async def _run(config: Any, quick: bool) -> dict[str, Any]:
 
 
 def evaluate(config: Any, quick: bool) -> dict[str, Any]:
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
     return asyncio.run(_run(config, quick))

@@ -25,14 +25,11 @@ import numpy as np
 
 from assistant.audio import SAMPLE_RATE as SAMPLE_RATE_HZ
 
-from .suite import clip
+from .suite import _proc_mem_mb, clip
 
 
 def _rss_mb() -> float:
-    for line in open("/proc/self/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    return _proc_mem_mb(os.getpid())[0]
 
 
 def _fds() -> int:

@@ -209,6 +209,7 @@ class Service:
             session.timings.on_finished(turn_log.turn_finished)
             self.session = session
             self.api = None
+            wy = None
             try:
                 await session.start()
                 lost = sorted(set(session.problems) - set(known_problems) - {"microphone", "speaker", "voice"})
@@ -221,7 +222,6 @@ class Service:
                 bus.subscribe(self._save_conversation)
                 self.api = ApiServer(session, self.config, metrics, started_at=self.started_at)
                 await self.api.start()
-                wy = None
                 if self.wyoming:
                     from .wyoming_server import WyomingService  # noqa: PLC0415
 
@@ -232,7 +232,12 @@ class Service:
 
                     self.mcp_server = McpHttpService(session, self.config)
                     await self.mcp_server.start()
-            except AssistantError as exc:
+            except AssistantError as exc:  # close what did start, in reverse order
+                if self.mcp_server is not None:
+                    await self.mcp_server.close()
+                    self.mcp_server = None
+                if wy is not None:
+                    await wy.close()
                 if self.api is not None:
                     await self.api.close()
                 await session.close()
