@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .app import Controller, Speech, import_engines, build_controller, load_speech
-from .audio.devices import MicrophoneSource, SpeakerSink
+from .audio.devices import MicrophoneSource, SpeakerSink, refresh_devices
 from .audio.io import AudioSink, AudioSource, FileSource, WavSink
 from .bus import EventBus
 from .errors import AudioDeviceError
@@ -158,6 +158,35 @@ class Session:
             log.error("no speaker, replies are not spoken: %s", exc.message)
             self.sink = None
         return self.sink
+
+    async def reopen_microphone(self) -> MicrophoneSource:
+        """Open the microphone again after it failed or was never there, re-reading the device list
+        first (PortAudio only sees a device plugged in after it started once it restarts; see
+        :func:`~assistant.audio.devices.refresh_devices`). The restart stops every stream, so the
+        speaker is closed before and opened again after — also picking up a speaker plugged in since.
+
+        Raises:
+            AudioDeviceError: Still no usable microphone, or a reply is playing (the device list is
+                re-read when it has finished; try again).
+        """
+        speaker = self.sink if isinstance(self.sink, SpeakerSink) else None
+        owns_speaker = self.options.speak and self.options.output_file is None
+        if speaker is not None and speaker.busy:
+            raise AudioDeviceError("a reply is playing; the audio devices are re-read when it ends")
+        if speaker is not None:
+            await speaker.close()
+        try:
+            if owns_speaker:
+                await refresh_devices()
+            self.source = MicrophoneSource(self.config.audio.input_device)
+        finally:
+            if owns_speaker and (speaker is not None or "speaker" in self.problems):
+                sink = await asyncio.to_thread(self._reopen_speaker)
+                if self.pipeline is not None:
+                    self.pipeline.set_sink(sink)
+                if sink is not None:
+                    self.problems.pop("speaker", None)
+        return self.source
 
     def _on_event(self, event) -> None:
         if isinstance(event, TimerFired) and self.pipeline is not None:

@@ -11,6 +11,22 @@ model). For each fault, four checks:
 Corrupt state files are the exception: the state is destroyed on purpose, and the request after
 start must simply work (the assistant starts the file afresh).
 
+The two audio-device faults run a voice session (wake word, ASR, TTS) on a fake sound card — the
+one boundary this machine cannot run (no sound card); it behaves like PortAudio where it matters
+(see :mod:`assistant.testing.fake_sounddevice`):
+
+* **the microphone disappears and returns** — the service's supervised voice loop
+  (:meth:`Service._voice_loop`) must see it go, say so (``/health``'s problems), keep answering
+  typed requests, and after the microphone is back act on a spoken "hey jarvis, turn on the
+  living room lamp";
+* **a microphone plugged in after start** — the service starts without one (typed requests only,
+  ``/health`` says why), finds it once it is plugged in (PortAudio only lists devices present when
+  it started, so the device list must be re-read) and acts on a spoken command;
+* **the speaker blocks** — no more callbacks, and stopping its stream hangs: a spoken reply must
+  still come back as text within its length plus the drain margin, the event loop must not stall
+  (largest gap of a 50 ms heartbeat, reported), the speaker be reported on the bus and reopened,
+  and once the device recovers the next reply be heard.
+
 A fault survives when all four hold. Faults that need root (mounting a small or read-only tmpfs
 for the data folder) are reported as skipped without it. The table prints survived / total.
 """
@@ -25,6 +41,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable
+
+import numpy as np
 
 from .suite import _free_port
 
@@ -78,17 +96,33 @@ async def _state_ok(session: Any) -> bool:
     return any("10 minutes" in t["label"] or t["left_s"] > 60 for t in timers) and "milk" in listing.lower()
 
 
+async def _prepare_state(config: Any) -> None:
+    """State made before the fault, by an earlier run of the assistant: a timer and a list item."""
+    from assistant.session import Session, SessionOptions
+
+    s0 = Session(config, SessionOptions(voice=False, speak=False))
+    await s0.start()
+    await _ask(s0, "set a timer for 10 minutes")
+    await _ask(s0, "add milk to my shopping list")
+    await s0.close()
+
+
+async def _until(check: Callable[[], bool], timeout: float) -> bool:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if check():
+            return True
+        await asyncio.sleep(0.05)
+    return check()
+
+
 async def _scenario(config: Any, data: Path, fault: Callable[[Any, Path], Awaitable[str]],
                     before_start: Callable[[Path], None] | None = None, *, prepare: bool = True) -> dict[str, Any]:
     from assistant.session import Session, SessionOptions
 
     out: dict[str, Any] = {"up": False, "next": False, "kept": False, "told": False, "reply": ""}
-    if prepare:  # state made before the fault, by an earlier run of the assistant
-        s0 = Session(config, SessionOptions(voice=False, speak=False))
-        await s0.start()
-        await _ask(s0, "set a timer for 10 minutes")
-        await _ask(s0, "add milk to my shopping list")
-        await s0.close()
+    if prepare:
+        await _prepare_state(config)
     if before_start is not None:
         before_start(data)
     session = Session(config, SessionOptions(voice=False, speak=False, degrade=True))
@@ -107,6 +141,136 @@ async def _scenario(config: Any, data: Path, fault: Callable[[Any, Path], Awaita
     finally:
         await session.close()
     return out
+
+
+async def _audio_device_faults(config: Any) -> dict[str, dict[str, Any]]:
+    """The microphone disappears and returns; the speaker blocks (a voice session on a fake sound card)."""
+    import assistant.audio.devices as devices
+    from assistant.bus import EventBus
+    from assistant.events import ErrorEvent, ToolCallFinished
+    from assistant.service.daemon import Service
+    from assistant.session import Session, SessionOptions
+    from assistant.testing.fake_sounddevice import FakeSoundDevice
+
+    from .suite import clip, silence
+
+    command = np.concatenate([clip("hey_jarvis.wav"), silence(0.3), clip("wfw_turn_on_the_living_room_lamp.wav"), silence(2.0)])
+    card = FakeSoundDevice(mic_rate=48000, speaker_rate=48000)
+    real_loader = devices.load_sounddevice
+    devices.load_sounddevice = lambda: card  # the one fake: the sound card (``card`` is looked up at each call)
+    await _prepare_state(config)
+    bus = EventBus()
+    lamp_on: list[float] = []
+    speaker_errors: list[str] = []
+    bus.subscribe(lambda e: lamp_on.append(time.monotonic()) if isinstance(e, ToolCallFinished) and e.tool == "home_turn_on" and e.ok else None)
+    bus.subscribe(lambda e: speaker_errors.append(e.message) if isinstance(e, ErrorEvent) and e.stage == "speaker" else None)
+    options = SessionOptions(voice=True, speak=True, degrade=True, tolerate_missing_devices=True)
+    session = Session(config, options, bus=bus)
+    service = Service(config, None, options)
+    mic: dict[str, Any] = {"up": False, "next": False, "kept": False, "told": False, "reply": ""}
+    spk: dict[str, Any] = {"up": False, "next": False, "kept": False, "told": False, "reply": ""}
+    loop_task = None
+    try:
+        await session.start()
+        service.session = session
+        loop_task = asyncio.create_task(service._voice_loop(session))
+        # the harness works: a spoken command before the fault
+        await asyncio.sleep(1.0)
+        card.say(command)
+        mic["before"] = await _until(lambda: bool(lamp_on), TIMEOUT_S)
+
+        # --- the microphone disappears ...
+        first_source = session.source
+        t_unplug = time.monotonic()
+        card.unplug()
+        mic["told"] = await _until(lambda: "microphone" in session.problems.get("voice", ""), 15.0)
+        mic["noticed_s"] = round(time.monotonic() - t_unplug, 1)
+        mic["reply"] = session.problems.get("voice", "")
+        with contextlib.suppress(Exception):
+            mic["up"] = (await _ask(session, "what time is it")).startswith("It is")  # typed requests while it is gone
+        await asyncio.sleep(3.0)
+        # ... and returns
+        t_plug = time.monotonic()
+        card.plug()
+        mic["reopened"] = await _until(lambda: session.source is not None and session.source is not first_source
+                                       and "voice" not in session.problems, 30.0)
+        mic["reopened_s"] = round(time.monotonic() - t_plug, 1)
+        n_before = len(lamp_on)
+        card.say(command)
+        mic["next"] = mic["reopened"] and await _until(lambda: len(lamp_on) > n_before, TIMEOUT_S)
+        with contextlib.suppress(Exception):
+            mic["kept"] = await _state_ok(session)
+
+        # --- the speaker blocks
+        beats: list[float] = []
+
+        async def heartbeat() -> None:
+            while True:
+                beats.append(time.monotonic())
+                await asyncio.sleep(0.05)
+
+        hb = asyncio.create_task(heartbeat())
+        card.block_speaker()
+        t0 = time.monotonic()
+        try:
+            spk["reply"] = await _ask(session, "what time is it")
+            spk["up"] = spk["reply"].startswith("It is")
+        except Exception as exc:  # noqa: BLE001 - the matrix records it
+            spk["reply"] = f"raised {type(exc).__name__}: {exc}"
+        spk["reply_s"] = round(time.monotonic() - t0, 1)
+        spk["told"] = bool(speaker_errors)
+        hb.cancel()
+        spk["loop_max_stall_s"] = round(max(np.diff(beats)) if len(beats) > 1 else spk["reply_s"], 2)
+        card.unblock_speaker()
+        await asyncio.sleep(0.5)
+        played = len(card.played)
+        with contextlib.suppress(Exception):
+            await _ask(session, "what time is it")
+        spk["next"] = await _until(lambda: len(card.played) > played, 10.0)
+        with contextlib.suppress(Exception):
+            spk["kept"] = await _state_ok(session)
+    finally:
+        await _stop_voice(service, loop_task)
+        await session.close()
+
+    # --- a microphone plugged in after start
+    late: dict[str, Any] = {"up": False, "next": False, "kept": False, "told": False, "reply": ""}
+    card = FakeSoundDevice(mic_rate=48000, speaker_rate=48000)
+    card.unplug()
+    card._initialize()  # the machine started without it
+    session = Session(config, options, bus=bus)
+    service = Service(config, None, options)
+    loop_task = None
+    try:
+        await session.start()
+        service.session = session
+        loop_task = asyncio.create_task(service._voice_loop(session))
+        late["told"] = await _until(lambda: "microphone" in session.problems.get("voice", ""), 10.0)
+        late["reply"] = session.problems.get("voice", "")
+        with contextlib.suppress(Exception):
+            late["up"] = (await _ask(session, "what time is it")).startswith("It is")
+        t_plug = time.monotonic()
+        card.plug()
+        late["reopened"] = await _until(lambda: session.source is not None and "voice" not in session.problems, 90.0)
+        late["reopened_s"] = round(time.monotonic() - t_plug, 1)
+        n_before = len(lamp_on)
+        card.say(command)
+        late["next"] = late["reopened"] and await _until(lambda: len(lamp_on) > n_before, TIMEOUT_S)
+        with contextlib.suppress(Exception):
+            late["kept"] = await _state_ok(session)
+    finally:
+        await _stop_voice(service, loop_task)
+        await session.close()
+        devices.load_sounddevice = real_loader
+    return {"microphone disappears and returns": mic, "microphone plugged in after start": late, "speaker blocks": spk}
+
+
+async def _stop_voice(service: Any, loop_task: asyncio.Task | None) -> None:
+    if loop_task is not None:
+        service.stop_requested.set()
+        loop_task.cancel()
+        with contextlib.suppress(BaseException):
+            await loop_task
 
 
 async def _run(base: Any) -> dict[str, Any]:
@@ -207,6 +371,10 @@ async def _run(base: Any) -> dict[str, Any]:
             results[name] = await _scenario(c, data, disk_fault, make_read_only)
         finally:
             _umount(data)
+
+    # --- the microphone disappears and returns; the speaker blocks
+    c, _data = cfg("audio-devices")
+    results.update(await _audio_device_faults(c))
 
     shutil.rmtree(root, ignore_errors=True)
     for name, r in results.items():

@@ -142,3 +142,66 @@ def test_a_microphone_the_assistant_does_not_keep_up_with_drops_the_oldest_audio
     size = asyncio.run(go())
     assert size <= MIC_QUEUE_BLOCKS
     assert mic.dropped > 300
+
+
+def test_a_microphone_plugged_in_after_start_is_found_once_the_device_list_is_re_read():
+    """PortAudio lists the devices present when it started; a USB microphone plugged in later is
+    only found after the list is re-read (python-sounddevice #125)."""
+    from assistant.audio.devices import refresh_devices
+
+    sd = FakeSoundDevice(mic_rate=SAMPLE_RATE)
+    sd.unplug()
+    sd._initialize()  # started without a microphone
+    with pytest.raises(AudioDeviceError, match="no microphone"):
+        MicrophoneSource(None, sd=sd)
+    sd.plug()
+    with pytest.raises(AudioDeviceError, match="no microphone"):
+        MicrophoneSource(None, sd=sd)  # still the old list
+    assert asyncio.run(refresh_devices(sd)) is True
+    mic = MicrophoneSource(None, sd=sd)
+    sd.say(np.full(SAMPLE_RATE // 10, 1000, np.int16))
+
+    async def first_voiced() -> int:
+        n = 0
+        async for frame in mic.frames():
+            n += 1
+            if frame.any() or n > 100:
+                break
+        return n
+
+    assert asyncio.run(first_voiced()) <= 100
+
+
+def test_closing_a_hung_speaker_neither_blocks_the_event_loop_nor_hangs():
+    """A wedged device's stop() can block for good: closing gives up after DEVICE_CALL_TIMEOUT_S,
+    and the event loop keeps running meanwhile."""
+    import time
+
+    import assistant.audio.devices as devices
+
+    sd = FakeSoundDevice(speed=1.0)
+    sink = SpeakerSink(None, sd=sd)
+    sd.block_speaker()
+
+    async def go() -> tuple[float, float]:
+        beats: list[float] = []
+
+        async def heartbeat() -> None:
+            while True:
+                beats.append(time.monotonic())
+                await asyncio.sleep(0.02)
+
+        hb = asyncio.create_task(heartbeat())
+        await sink.play(np.ones(48000, np.int16), 48000)
+        t0 = time.monotonic()
+        await sink.close()
+        took = time.monotonic() - t0
+        hb.cancel()
+        return took, max(np.diff(beats))
+
+    try:
+        took, stall = asyncio.run(go())
+    finally:
+        sd.unblock_speaker()
+    assert devices.DEVICE_CALL_TIMEOUT_S - 0.5 < took < devices.DEVICE_CALL_TIMEOUT_S + 2.0
+    assert stall < 1.0

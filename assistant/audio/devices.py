@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import threading
 from dataclasses import dataclass
 from types import ModuleType
@@ -25,8 +26,63 @@ MIC_STALL_S = 3.0
 """A microphone that delivers nothing for this long is considered gone."""
 MIC_QUEUE_BLOCKS = 250
 """Captured 20 ms blocks held for the assistant (5 s); when it falls further behind, the oldest are dropped."""
+DEVICE_CALL_TIMEOUT_S = 2.0
+"""Longest wait for PortAudio to stop a stream or re-read its devices; a wedged device can block
+these calls for good, so they run on a daemon thread and are abandoned after this long."""
 
-__all__ = ["DeviceInfo", "MicrophoneSource", "SpeakerSink", "list_devices", "load_sounddevice", "resolve_device"]
+log = logging.getLogger(__name__)
+
+__all__ = ["DeviceInfo", "MicrophoneSource", "SpeakerSink", "list_devices", "load_sounddevice", "refresh_devices",
+           "resolve_device"]
+
+
+async def _off_loop(what: str, fn: Any, timeout: float = DEVICE_CALL_TIMEOUT_S) -> bool:
+    """Run a PortAudio call that may block forever on a daemon thread (never on the event loop, and
+    never one that interpreter exit would wait for). Returns False if it raised or did not return in time."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[bool] = loop.create_future()
+
+    def run() -> None:
+        try:
+            fn()
+            ok = True
+        except Exception as exc:  # noqa: BLE001 - a device error while closing is logged, not raised
+            log.warning("%s failed: %s", what, exc)
+            ok = False
+        try:
+            loop.call_soon_threadsafe(lambda: done.done() or done.set_result(ok))
+        except RuntimeError:  # abandoned, and the loop has closed since
+            pass
+
+    threading.Thread(target=run, name=what, daemon=True).start()
+    try:
+        return await asyncio.wait_for(done, timeout)
+    except asyncio.TimeoutError:
+        log.error("%s did not return within %.0f s; the device is left behind", what, timeout)
+        return False
+
+
+async def refresh_devices(sd: ModuleType | None = None) -> bool:
+    """Re-read the device list, so a microphone or speaker plugged in after start can be found.
+
+    PortAudio enumerates devices once, when it initialises; ``query_devices()`` keeps returning that
+    list (python-sounddevice issue #125, PortAudio issue #447). Restarting PortAudio
+    (``_terminate()`` + ``_initialize()``, as sounddevice's maintainer advises there) re-reads it and
+    **stops every open stream**: close the speaker first and open it again afterwards.
+
+    Returns:
+        False if the module cannot restart PortAudio (or it timed out); the old list stays.
+    """
+    sd = sd or load_sounddevice()
+    terminate, initialize = getattr(sd, "_terminate", None), getattr(sd, "_initialize", None)
+    if terminate is None or initialize is None:
+        return False
+
+    def restart() -> None:
+        terminate()
+        initialize()
+
+    return await _off_loop("re-reading the audio devices", restart)
 
 
 def load_sounddevice() -> ModuleType:
@@ -239,11 +295,7 @@ class MicrophoneSource:
     async def close(self) -> None:
         stream, self._stream = self._stream, None
         if stream is not None:
-            try:
-                stream.stop()
-                stream.close()
-            except Exception:
-                pass
+            await _off_loop("closing the microphone", lambda: (stream.stop(), stream.close()))
         if self._queue is not None:
             if self._queue.full():
                 self._queue.get_nowait()
@@ -325,9 +377,8 @@ class SpeakerSink:
             self._idle.set()
 
     async def close(self) -> None:
+        """Stop the stream; a speaker that hangs in PortAudio is abandoned after :data:`DEVICE_CALL_TIMEOUT_S`."""
         await self.interrupt()
-        try:
-            self._stream.stop()
-            self._stream.close()
-        except Exception:
-            pass
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            await _off_loop("closing the speaker", lambda: (stream.stop(), stream.close()))

@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..audio.devices import MicrophoneSource
 from ..audio.io import PacedSink
 from ..bus import EventBus
 from ..config import Config, load_config
@@ -36,6 +35,10 @@ from .api import ApiServer
 from .metrics import Metrics
 
 __all__ = ["CONVERSATION_TTL_S", "JsonFormatter", "Service", "setup_json_logging"]
+
+MIC_RETRY_MAX_S = 10.0
+"""Longest wait between looks for a microphone: one plugged in is in use within this long. Each
+look re-reads PortAudio's device list (only while no reply is playing)."""
 
 log = logging.getLogger("assistant.service")
 
@@ -155,7 +158,7 @@ class Service:
                 if not session.options.voice or session.speech is None or session.speech.listener is None:
                     return  # typed requests only (voice off, or its models did not load: /health says so)
                 try:
-                    session.source = MicrophoneSource(session.config.audio.input_device)
+                    await session.reopen_microphone()
                     log.info("microphone available", extra={"device": session.source.device.name})
                     session.problems.pop("voice", None)
                     session.problems.pop("microphone", None)
@@ -163,7 +166,7 @@ class Service:
                     log.warning("waiting for a microphone", extra={"error": exc.message, "retry_in_s": delay})
                     session.problems["voice"] = f"no microphone: {exc.message}; retrying in {delay:.0f} s"
                     await asyncio.sleep(delay)
-                    delay = min(delay * 2, 60.0)
+                    delay = min(delay * 2, MIC_RETRY_MAX_S)
                     continue
             try:
                 await session.run_voice()

@@ -4,10 +4,18 @@ It is the only fake in the speech path: PortAudio's callbacks are driven by thre
 recording as "microphone" input at real-time pace and collect what is "played". Everything above
 the device boundary (resampling, framing, buffering, barge-in) runs for real.
 
+It behaves like PortAudio where the assistant depends on it: the device list is read once, at
+initialisation (``_initialize``), so a microphone plugged in later is only seen after
+``_terminate()`` + ``_initialize()``, which also stops every open stream; an unplugged microphone's
+stream just stops calling back; a hung speaker stops calling back and its ``stop()`` blocks.
+
 Usage::
 
     sd = FakeSoundDevice(mic_audio=samples_48k, mic_rate=48000, refuse_rates={16000})
     source = MicrophoneSource(sd=sd)
+    sd.say(command_16k)          # more "speech" into the live microphone
+    sd.unplug(); sd.plug()       # the USB microphone goes and comes back
+    sd.block_speaker(); sd.unblock_speaker()
 """
 
 from __future__ import annotations
@@ -50,13 +58,57 @@ class FakeSoundDevice:
     PortAudioError = PortAudioError
 
     def __post_init__(self) -> None:
-        self.default = SimpleNamespace(device=[0, 1])
+        self.mic_present = True
+        self.speaker_blocked = threading.Event()
+        self.initializations = 0
+        self._live: list[np.ndarray] = []
+        self._live_lock = threading.Lock()
+        self._streams: list[_FakeInput | _FakeOutput] = []
+        self._initialize()
+
+    # PortAudio's device list is a snapshot taken at initialisation (python-sounddevice #125)
+    def _initialize(self) -> None:  # noqa: D401 - sounddevice's private API, used to re-read devices
+        self.initializations += 1
+        devices = []
+        if self.mic_present:
+            devices.append({"name": "Fake USB Microphone", "hostapi": 0, "max_input_channels": 1, "max_output_channels": 0,
+                            "default_samplerate": float(self.mic_rate)})
+        devices.append({"name": "Fake Speaker", "hostapi": 0, "max_input_channels": 0, "max_output_channels": 2,
+                        "default_samplerate": float(self.speaker_rate)})
+        self._devices = devices
+        self.default = SimpleNamespace(device=[0 if self.mic_present else -1, len(devices) - 1])
+
+    def _terminate(self) -> None:
+        for stream in self._streams:
+            stream._stop.set()  # Pa_Terminate closes every stream
+        self._streams.clear()
 
     def query_devices(self):
-        return [
-            {"name": "Fake USB Microphone", "hostapi": 0, "max_input_channels": 1, "max_output_channels": 0, "default_samplerate": float(self.mic_rate)},
-            {"name": "Fake Speaker", "hostapi": 0, "max_input_channels": 0, "max_output_channels": 2, "default_samplerate": float(self.speaker_rate)},
-        ]
+        return list(self._devices)
+
+    def unplug(self) -> None:
+        """The microphone goes away: its open stream stops calling back; the device list does not change until re-read."""
+        self.mic_present = False
+
+    def plug(self) -> None:
+        """The microphone is back (seen after the device list is re-read)."""
+        self.mic_present = True
+
+    def say(self, samples: np.ndarray, rate: int = 16000) -> None:
+        """Queue int16 samples (at ``rate``) for the live microphone, after ``mic_audio`` has been played."""
+        with self._live_lock:
+            self._live.append((np.asarray(samples, dtype=np.int16), rate))
+
+    def _next_live(self) -> tuple[np.ndarray, int] | None:
+        with self._live_lock:
+            return self._live.pop(0) if self._live else None
+
+    def block_speaker(self) -> None:
+        """The speaker hangs: no more callbacks, and stopping its stream blocks (as a wedged ALSA device does)."""
+        self.speaker_blocked.set()
+
+    def unblock_speaker(self) -> None:
+        self.speaker_blocked.clear()
 
     def query_hostapis(self):
         return [{"name": "ALSA"}]
@@ -64,12 +116,20 @@ class FakeSoundDevice:
     def InputStream(self, *, device, channels, samplerate, dtype, blocksize, callback):  # noqa: N802
         if samplerate in self.refuse_rates:
             raise PortAudioError(f"Error opening InputStream: Invalid sample rate [PaErrorCode -9997] ({samplerate})")
-        return _FakeInput(self, samplerate, blocksize, callback)
+        if not self.mic_present or device >= len(self._devices) or not self._devices[device]["max_input_channels"]:
+            raise PortAudioError("Error opening InputStream: Device unavailable [PaErrorCode -9985]")
+        stream = _FakeInput(self, samplerate, blocksize, callback)
+        self._streams.append(stream)
+        return stream
 
     def OutputStream(self, *, device, channels, samplerate, dtype, blocksize, callback):  # noqa: N802
         if samplerate in self.refuse_rates:
             raise PortAudioError(f"Error opening OutputStream: Invalid sample rate [PaErrorCode -9997] ({samplerate})")
-        return _FakeOutput(self, samplerate, blocksize, callback)
+        if device >= len(self._devices) or not self._devices[device]["max_output_channels"]:
+            raise PortAudioError("Error opening OutputStream: Invalid device [PaErrorCode -9996]")
+        stream = _FakeOutput(self, samplerate, blocksize, callback)
+        self._streams.append(stream)
+        return stream
 
     @property
     def played_audio(self) -> np.ndarray:
@@ -84,15 +144,28 @@ class _FakeInput:
         self.rate, self.blocksize, self.callback, self.card = rate, blocksize, callback, card
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+        self._pending = np.zeros(0, dtype=np.int16)
+
+    def _take_live(self, n: int) -> np.ndarray:
+        from ..audio.io import resample  # noqa: PLC0415
+
+        while self._pending.shape[0] < n:
+            nxt = self.card._next_live()
+            if nxt is None:
+                break
+            audio, rate = nxt
+            self._pending = np.concatenate([self._pending, resample(audio, rate, self.rate) if rate != self.rate else audio])
+        out, self._pending = self._pending[:n], self._pending[n:]
+        return np.pad(out, (0, n - out.shape[0]))
 
     def _run(self) -> None:
         pos, t0 = 0, time.monotonic()
         while not self._stop.is_set():
-            if self.card.unplug_after_s is not None and time.monotonic() - t0 > self.card.unplug_after_s:
+            if not self.card.mic_present or (self.card.unplug_after_s is not None and time.monotonic() - t0 > self.card.unplug_after_s):
                 return  # like PortAudio after the device is gone: callbacks just stop
             block = self.audio[pos : pos + self.blocksize]
             if block.shape[0] < self.blocksize:
-                block = np.pad(block, (0, self.blocksize - block.shape[0]))
+                block = np.concatenate([block, self._take_live(self.blocksize - block.shape[0])])
             pos += self.blocksize
             self.callback(block.reshape(-1, 1), self.blocksize, None, None)
             due = t0 + pos / self.rate / self.card.speed
@@ -109,6 +182,8 @@ class _FakeInput:
 
 
 class _FakeOutput:
+    STOP_HANG_LIMIT_S = 60.0
+
     def __init__(self, card: FakeSoundDevice, rate: int, blocksize: int, callback) -> None:
         self.card, self.rate, self.blocksize, self.callback = card, rate, blocksize, callback
         self._stop = threading.Event()
@@ -117,6 +192,10 @@ class _FakeOutput:
     def _run(self) -> None:
         t0, n = time.monotonic(), 0
         while not self._stop.is_set():
+            if self.card.speaker_blocked.is_set():  # hung: no callbacks until it recovers
+                time.sleep(0.02)
+                t0, n = time.monotonic(), 0
+                continue
             out = np.zeros((self.blocksize, 1), dtype=np.int16)
             self.callback(out, self.blocksize, None, None)
             if np.any(out):
@@ -129,7 +208,10 @@ class _FakeOutput:
         self._thread.start()
 
     def stop(self) -> None:
+        t0 = time.monotonic()  # a hung device's stop blocks (bounded here so a test cannot hang forever)
+        while self.card.speaker_blocked.is_set() and time.monotonic() - t0 < self.STOP_HANG_LIMIT_S:
+            time.sleep(0.02)
         self._stop.set()
 
     def close(self) -> None:
-        self._stop.set()
+        self.stop()
