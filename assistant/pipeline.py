@@ -18,8 +18,6 @@ loop over its microphone (when it has a listener) and the arbiter every source s
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 

@@ -22,16 +22,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from .nlu import ROOT, Case, HomeRunner, evaluate, load_cases, summarize
+from .nlu import ROOT, Case, HomeRunner, load_cases, summarize
 
 VENV = ROOT / ".cache" / "nlu-compare"
 FUZZY_PACKAGES = ["hassil==3.4.0", "home-assistant-intents==2025.10.28", "PyYAML"]

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -173,11 +171,9 @@ async def test_the_remote_model_may_only_call_the_tools_it_was_offered(config):
             return True  # even a careless yes must not let an unoffered tool run
 
         bus = EventBus()
-        events = bus.record()
         controller = await build_controller(cfg, bus, confirm=confirm, llm=False)
         home = controller.registry.service("home")
         try:
-            offered = [t["function"]["name"] for t in []]
             reply = "".join([p async for p in controller.router.respond("ask the cloud for a haiku about spring", turn=1)])
             offered = [t["function"]["name"] for t in proxy.received[0].get("tools", [])]
             assert "home_turn_off" not in offered
@@ -185,6 +181,7 @@ async def test_the_remote_model_may_only_call_the_tools_it_was_offered(config):
             tool_msgs = [m for m in proxy.received[1]["messages"] if m["role"] == "tool"]
             assert tool_msgs and "no tool called home_turn_off" in tool_msgs[0]["content"]
             assert reply
+            assert not asked  # nothing offered needed a confirmation; the unoffered call was refused before asking
         finally:
             await controller.close()
     finally:

@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from assistant.audio import SAMPLE_RATE, write_wav
 from assistant.config import save_config

@@ -32,7 +32,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..home import Entity, EntityResolver, HomeSnapshot, normalize
+from ..home import EntityResolver, HomeSnapshot, normalize
 from ..home.resolver import Resolution
 from ..toolkit.registry import ToolRegistry
 
