@@ -9,7 +9,9 @@ load in parallel worker threads.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -275,6 +277,7 @@ class Controller:
     problems: dict[str, str] = field(default_factory=dict)
     """Tiers left out because they could not load (``degrade``)."""
     _rescorer: object = None
+    _stop_warming: "threading.Event | None" = None
 
     @property
     def rescorer(self):
@@ -286,6 +289,14 @@ class Controller:
         return self._rescorer
 
     async def close(self) -> None:
+        loading = self.router.local_loading
+        if loading is not None:
+            if self._stop_warming is not None:
+                self._stop_warming.set()  # a warm-up still running ends within one step
+            with contextlib.suppress(BaseException):
+                loaded = await loading
+                if self.router.local is None:
+                    self.router.local = loaded
         if self.router.local is not None:
             self.router.local.close()
         if self.router.remote is not None:
@@ -303,12 +314,17 @@ async def build_controller(
     notice: Notice | None = None,
     store: ModelStore | None = None,
     degrade: bool = False,
+    background_llm: bool = False,
 ) -> Controller:
     """Load the tool plugins and build the router with the tiers the config enables.
 
     Args:
         degrade: A local LLM that cannot load is left out (templates and the tolerant tier answer;
             :attr:`Controller.problems` says why) instead of failing.
+        background_llm: Return before the local LLM is loaded and its prompt prefix evaluated
+            (~10 s for SmolLM2-135M on 2 cores): requests the templates or the tolerant tier answer
+            do not wait; one that needs the LLM waits for it and says so (see
+            :meth:`Router.respond`). A model that then fails to load is left out as with ``degrade``.
 
     Raises:
         ModelError, MissingDependencyError: The local LLM is enabled but cannot be loaded (unless ``degrade``).
@@ -334,19 +350,37 @@ async def build_controller(
 
         store = store or model_store(config)
         config = choose_models(config, store)
-        try:
-            engine = await asyncio.to_thread(load_llm, _resolve(store, config.llm.model, "llm", notice), config.llm)
+        llm_config = config.llm
+        stop_warming = threading.Event()
+
+        try:  # a model that is not installed is found now, before anything loads in the background
+            llm_path: Path | None = _resolve(store, llm_config.model, "llm", notice)
         except AssistantError as exc:
             if not degrade:
                 raise
             problems["llm"] = exc.message + (f" ({exc.hint})" if exc.hint else "")
             log.error("local LLM unavailable, starting without it: %s", problems["llm"])
-            engine = None
-        if engine is not None:
-            local = LocalController(engine, registry, bus, config.llm)
+            llm_path = None
+
+        async def load_local() -> LocalController | None:
+            if llm_path is None:
+                return None
+            try:
+                engine = await asyncio.to_thread(load_llm, llm_path, llm_config)
+            except AssistantError as exc:
+                if not (degrade or background_llm):
+                    raise
+                problems["llm"] = exc.message + (f" ({exc.hint})" if exc.hint else "")
+                log.error("local LLM unavailable, starting without it: %s", problems["llm"])
+                return None
+            controller = LocalController(engine, registry, bus, llm_config)
             if fast is not None:
-                local.vocabulary = fast.tool_vocabulary()
-            await asyncio.to_thread(local.warm)  # the stable prompt prefix, evaluated once
+                controller.vocabulary = fast.tool_vocabulary()
+            await asyncio.to_thread(controller.warm, stop_warming)  # the stable prompt prefix, evaluated once
+            return controller
+
+        if not background_llm:
+            local = await load_local()
     tier = None
     if remote and config.remote.endpoints:
         from .controller.remote import RemoteTier  # noqa: PLC0415
@@ -354,4 +388,8 @@ async def build_controller(
         tier = RemoteTier(config, registry, bus)
         registry.services["remote"] = tier  # tools that need a bigger model ask through it (policy applies)
     router = Router(config, registry, bus, fast_path=fast, tolerant=tolerant, local=local, remote=tier, confirm=confirm)
-    return Controller(registry=registry, router=router, fast_path=fast, problems=problems)
+    controller = Controller(registry=registry, router=router, fast_path=fast, problems=problems)
+    if background_llm and llm and config.llm.enabled and "llm" not in problems:
+        router.local_loading = asyncio.create_task(load_local(), name="load-local-llm")
+        controller._stop_warming = stop_warming
+    return controller

@@ -51,6 +51,9 @@ class SessionOptions:
     degrade: bool = False
     """Start with what works when a model is missing or corrupt (no LLM → templates only; no TTS →
     text replies; no wake model or ASR → typed requests only) instead of failing; :attr:`Session.problems` says what is missing."""
+    background_llm: bool = True
+    """Start before the local LLM has loaded (requests it is not needed for are answered at once;
+    one that needs it waits and says so). False: :meth:`Session.start` returns with it ready."""
     tolerate_missing_devices: bool = False
     """Start without a microphone or speaker when there is none (the service: it keeps serving
     its API and retries the devices) instead of failing."""
@@ -112,10 +115,14 @@ class Session:
         import_engines(["onnxruntime", "faster_whisper", "faster_whisper.vad", "llama_cpp"])  # before the parallel loaders
         self.speech, self.controller = await asyncio.gather(
             load_speech(self.config, wake=opts.voice, asr=opts.voice, tts=opts.speak, notice=opts.notice, degrade=opts.degrade),
-            build_controller(self.config, self.bus, confirm=self._confirm_hook, notice=opts.notice, degrade=opts.degrade),
+            build_controller(self.config, self.bus, confirm=self._confirm_hook, notice=opts.notice, degrade=opts.degrade,
+                             background_llm=opts.background_llm),
         )
         self.problems.update(self.speech.problems)
         self.problems.update(self.controller.problems)
+        loading = self.controller.router.local_loading
+        if loading is not None:  # a model that fails to load in the background is reported like one that failed at start
+            loading.add_done_callback(lambda _t: self.problems.update(self.controller.problems) if self.controller else None)
         for kind, why in self.problems.items():
             if opts.notice:
                 opts.notice(f"starting without the {kind} model: {why}")

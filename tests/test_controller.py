@@ -358,3 +358,37 @@ async def test_a_tool_can_ask_the_remote_model_under_the_policy(config, openai_s
         assert len(proxy.received) == n
     finally:
         proxy.close()
+
+
+async def test_the_llm_loads_in_the_background_and_only_a_request_that_needs_it_waits(config):
+    """``assistant ask`` and the session start before the LLM's ~10 s prompt warm-up: a template
+    request is answered while it loads; a request for the LLM says it waits, then gets the LLM."""
+    from assistant.controller.router import LOADING_NOTICE
+
+    need_test_models()
+    bus = EventBus()
+    routes = bus.record()
+    controller = await build_controller(_cfg(config, **{"llm.enabled": True}), bus, background_llm=True)
+    try:
+        router = controller.router
+        assert router.local is None and router.local_loading is not None
+        reply = "".join([p async for p in router.respond("turn on the living room lamp", turn=1)])
+        assert reply == "Turned on the living room lamp."
+        assert not router.local_loading.done(), "the template request should not have waited for the warm-up"
+        reply = "".join([p async for p in router.respond("tell me a story about a dragon", turn=2)])
+        assert reply.startswith(LOADING_NOTICE) and len(reply) > len(LOADING_NOTICE)
+        assert router.local is not None and router.local_loading is None
+        assert any(isinstance(e, RouteDecided) and e.route == "local_llm" and e.turn == 2 for e in routes)
+    finally:
+        await controller.close()
+
+
+async def test_closing_while_the_llm_warms_up_stops_the_warm_up(config):
+    need_test_models()
+    controller = await build_controller(_cfg(config, **{"llm.enabled": True}), EventBus(), background_llm=True)
+    task = controller.router.local_loading
+    await controller.close()
+    assert task.done()
+    local = task.result()
+    prefix = local.engine.count_tokens(local.engine.render(local.prefix_messages(), generation_prompt=False))
+    assert local.engine.llm.n_tokens < prefix  # it stopped part-way instead of evaluating the whole prefix

@@ -13,6 +13,7 @@ import soundfile as sf
 
 from assistant.audio import SAMPLE_RATE, read_audio, resample, write_wav
 from assistant.config import Config, save_config
+from assistant.controller.router import LOADING_NOTICE
 from assistant.speech.asr import normalize_transcript
 from assistant.speech.vad import Vad
 
@@ -91,7 +92,8 @@ def test_two_turns_from_a_recording(config, tmp_path, asr):
     assert first["routes"] == ["fast_path"] and first["replies"] == ["Turned on the living room lamp."]
     assert "americano" in second["transcripts"][0]
     assert second["routes"][-1] == "none"  # nobody serves it: an honest answer, not an invented one
-    assert second["replies"][0].startswith("Sorry, I can't help with that.")
+    # the LLM may still be loading in the background (the recording is read faster than real time): it says so first
+    assert second["replies"][0].removeprefix(LOADING_NOTICE).startswith("Sorry, I can't help with that.")
     for t in (first, second):
         assert {"endpoint", "asr", "tts_first_audio", "first_audio"} <= set(t["timings"])
     assert sum(e["type"] == "wake_detected" for e in events) >= 1

@@ -162,7 +162,8 @@ async def ask(args: argparse.Namespace, config: Config) -> int:
     bus = EventBus()
     printer = _AskPrinter()
     bus.subscribe(printer)
-    controller = await build_controller(config, bus, confirm=terminal_confirm(args.yes), llm=not args.no_llm, notice=warn)
+    controller = await build_controller(config, bus, confirm=terminal_confirm(args.yes), llm=not args.no_llm, notice=warn,
+                                      background_llm=True)  # a template request does not wait for the LLM
     sink = None
     tts = None
     if args.output:

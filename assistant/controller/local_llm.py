@@ -22,6 +22,7 @@ import json
 import logging
 import math
 import re
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -367,10 +368,11 @@ class LocalController:
             system += "\n\n" + names
         return [{"role": "system", "content": system}, *self._examples()]
 
-    def warm(self) -> CompletionStats:
-        """Evaluate the stable prefix into the KV cache (call once after loading; blocking)."""
+    def warm(self, stop: "threading.Event | None" = None) -> CompletionStats:
+        """Evaluate the stable prefix into the KV cache (call once after loading; blocking; ``stop``
+        ends it early, see :meth:`LlmEngine.warm`)."""
         prompt = self.engine.render(self.prefix_messages(), generation_prompt=False)
-        return self.engine.warm(prompt)
+        return self.engine.warm(prompt, stop)
 
     def _candidates(self, text: str) -> tuple[list[Tool], bool]:
         """The tools offered for a request, and whether it is clearly a command.

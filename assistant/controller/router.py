@@ -18,6 +18,7 @@ When no tier can serve a request, the assistant says so plainly.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -43,6 +44,8 @@ __all__ = ["CANNOT_HELP", "Router"]
 
 log = logging.getLogger(__name__)
 
+LOADING_NOTICE = "One moment, I'm still loading my language model. "
+"""Said first when a request needs the local LLM while it is still loading in the background."""
 CANNOT_HELP = "Sorry, I can't help with that. I can control your home, set timers, take notes and answer simple questions."
 
 _ASK_REMOTE = re.compile(r"\b(ask (the )?(cloud|remote|big model|server)|use the (cloud|remote|big model))\b", re.I)
@@ -89,6 +92,8 @@ class Router:
         self.confirm = confirm
         self._origins: dict[str, _OriginState] = {}
         self._answered = False
+        self.local_loading: "asyncio.Task[LocalController | None] | None" = None
+        """The local LLM still loading in the background (``build_controller(background_llm=True)``)."""
 
     # ------------------------------------------------------------------ per-origin state
 
@@ -148,6 +153,11 @@ class Router:
                 yield piece
             if self._answered:
                 return
+        if self.local is None and self.local_loading is not None and not wants_remote:
+            if not self.local_loading.done():
+                log.info("a request waits for the local LLM to finish loading")
+                yield LOADING_NOTICE
+            await self._take_loaded_llm()
         if self.local is not None and not wants_remote:
             reason = "no template or tolerant match" if self.fast_path is not None else "fast path off"
             self._route("local_llm", reason, turn)
@@ -171,6 +181,22 @@ class Router:
         reply = self._cannot_help(text, why)
         self.conversation.add(text, reply)
         yield reply
+
+    async def _take_loaded_llm(self) -> None:
+        """Wait for the background load (shielded: a cancelled request does not cancel it)."""
+        task = self.local_loading
+        if task is None:
+            return
+        try:
+            local = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the tier is left out, as when it cannot load at start
+            log.error("the local LLM could not load: %r", exc)
+            local = None
+        if self.local_loading is task:
+            self.local_loading = None
+            self.local = local
 
     async def _fast(self, text: str, turn: int) -> AsyncIterator[str]:
         """The fast path: a follow-up of the last command, or templates (one or several commands)."""
