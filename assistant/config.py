@@ -135,6 +135,9 @@ class WakeConfig(_Section):
     """The wake word spoken while the assistant talks stops it and listens."""
     barge_in_threshold: Probability = 0.7
     """Score a wake word needs while the assistant is speaking (it competes with its own voice)."""
+    stop_phrases: bool = True
+    """While the assistant speaks, "stop", "cancel", "never mind", "be quiet" … stop it without the
+    wake word (short utterances only, the reply's own words ignored; :mod:`assistant.engine.stopword`)."""
     verify: WakeVerifyConfig = WakeVerifyConfig()
 
 

@@ -28,7 +28,7 @@ def table(r: dict[str, Any]) -> str:
         if route in ("cutoffs", "method"):
             continue
         rows.append((f"turn {route}: last voiced frame → reply heard", f"p50 {_g(e, 'ours_ms', 'p50')} ms, p95 {_g(e, 'ours_ms', 'p95')} ms (n={_g(e, 'ours_ms', 'n')}); "
-                     f"earcon in {_g(e, 'earcon_ms', 'n')} turns, p50 {_g(e, 'earcon_ms', 'p50')} ms"))
+                     f"earcon in {_g(e, 'earcon_ms', 'n')} turns, p50 {_g(e, 'earcon_ms', 'p50')} ms; waited for the ceiling in {e.get('ceiling_waits', '-')}"))
         rows.append((f"turn {route}: sequential 700 ms baseline", f"p50 {_g(e, 'naive_ms', 'p50')} ms, p95 {_g(e, 'naive_ms', 'p95')} ms → baseline/ours = {e.get('ratio_naive_over_ours_p50')}x"))
         st = e.get("stages_ms", {})
         rows.append((f"turn {route}: stages p50 ms", " · ".join(f"{k} {v['p50']:.0f}" for k, v in st.items() if isinstance(v, dict) and "p50" in v)))
@@ -39,6 +39,10 @@ def table(r: dict[str, Any]) -> str:
         rows.append(("soak: audio hours in wall seconds; commands acted on; typed answered",
                      f"{soak.get('audio_h')} h in {soak.get('wall_s')} s; {soak.get('commands_acted_on')}/{soak.get('commands')}; "
                      f"{soak.get('typed_answered')}/{soak.get('typed_sent')}"))
+        rows.append(("soak: false requests from talk right after each command", f"{soak.get('false_requests')} "
+                     f"({soak.get('false_requests_per_audio_hour')} per audio hour); with follow_up = \"always\": "
+                     f"{soak.get('false_requests_follow_up_always', {}).get('false_requests')} after "
+                     f"{soak.get('false_requests_follow_up_always', {}).get('commands')} commands"))
         rows.append(("soak: RSS and open files, after warm-up → end", f"{soak.get('rss_mb_after_warmup')} → {soak.get('rss_mb_end')} MB "
                      f"({soak.get('rss_growth_mb'):+} MB); {soak.get('fds_after_warmup')} → {soak.get('fds_end')} fds"))
     faults = r.get("faults", {})

@@ -189,10 +189,11 @@ def _route_of(events: list) -> str:
     return routes[-1] if routes else "?"
 
 
-async def ours(ctx, turn: Turn) -> tuple[float | None, float | None, str, dict[str, float]]:
-    """(ms to the earcon, ms to the first reply sample, route, stage timings) for the real pipeline."""
+async def ours(ctx, turn: Turn) -> tuple[float | None, float | None, str, dict[str, float], bool]:
+    """(ms to the earcon, ms to the first reply sample, route, stage timings, whether the turn
+    waited for the ceiling) for the real pipeline."""
     from assistant.app import build_listener
-    from assistant.events import StageTiming
+    from assistant.events import SpeechEnded, StageTiming
     from assistant.pipeline import Pipeline
 
     cfg = ctx.config.with_overrides({"endpoint.follow_up_s": 0.0})
@@ -218,7 +219,8 @@ async def ours(ctx, turn: Turn) -> tuple[float | None, float | None, str, dict[s
     for e in events:
         if isinstance(e, StageTiming):
             stages[e.stage] = stages.get(e.stage, 0.0) + e.ms
-    return earcon_ms, reply_ms, _route_of(events), stages
+    ceiling = any(isinstance(e, SpeechEnded) and e.reason == "silence" for e in events)  # no detector verdict ended it
+    return earcon_ms, reply_ms, _route_of(events), stages, ceiling
 
 
 async def naive(ctx, turn: Turn) -> tuple[float | None, str]:
@@ -317,9 +319,9 @@ def bench_turn(ctx) -> None:
         local.engine.warm(local.engine.render(local.prefix_messages(), generation_prompt=False))
     per: dict[str, dict[str, list]] = {}
     for t in turns:
-        earcon_ms, reply_ms, route, stages = asyncio.run(ours(ctx, t))
+        earcon_ms, reply_ms, route, stages, ceiling = asyncio.run(ours(ctx, t))
         base_ms, base_route = asyncio.run(naive(ctx, t))
-        r = per.setdefault(t.route, {"ours": [], "earcon": [], "naive": [], "routes": [], "naive_routes": [], "stages": [], "missed": []})
+        r = per.setdefault(t.route, {"ours": [], "earcon": [], "naive": [], "routes": [], "naive_routes": [], "stages": [], "missed": [], "ceiling": []})
         if reply_ms is not None:
             r["ours"].append(reply_ms)
         else:
@@ -331,6 +333,7 @@ def bench_turn(ctx) -> None:
         r["routes"].append(route)
         r["naive_routes"].append(base_route)
         r["stages"].append(stages)
+        r["ceiling"].append(ceiling)
     out: dict[str, Any] = {}
     for route, r in per.items():
         s_ours, s_naive = stats(r["ours"]), stats(r["naive"])
@@ -341,6 +344,7 @@ def bench_turn(ctx) -> None:
             "routes_taken": {x: r["routes"].count(x) for x in set(r["routes"])},
             "naive_routes_taken": {x: r["naive_routes"].count(x) for x in set(r["naive_routes"])},
             "no_reply": r["missed"],
+            "ceiling_waits": f"{sum(r['ceiling'])}/{len(r['ceiling'])}",
             "stages_ms": {k: stats([s[k] for s in r["stages"] if k in s]) for k in keys},
         }
     out["cutoffs"] = asyncio.run(cutoffs(ctx, ctx.quick))

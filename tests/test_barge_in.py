@@ -81,3 +81,45 @@ async def test_the_assistant_does_not_wake_itself(session_config, speech):
     assert pipe.ignored_barge_ins >= 1  # the echo did fire the wake model; it was recognised as our own voice
     full_s = sum(c.shape[0] for c in tts.synthesize(reply)) / tts.sample_rate
     assert room.played_samples / SAMPLE_RATE >= full_s * 0.95
+
+
+async def test_a_spoken_stop_during_a_long_reply_stops_it(session_config, speech):
+    """"Stop" without the wake word, 4 s into a story: the story stops and nothing new is asked."""
+    tts = speech.tts
+    request = _synth(tts, "Tell me a long story.")
+    room = Loopback(recording(0.5, "hey_jarvis.wav", 1.0, request, 5.5, _synth(tts, "Stop."), 4.0), echo_gain=0.0, tail_s=3.0)
+    responder = ScriptedResponder(LONG)
+    events, pipe = await _run(session_config, speech, room, responder)
+    assert [e.reason for e in events if isinstance(e, Interrupt)] == ["stop"]
+    full_s = sum(c.shape[0] for c in tts.synthesize(LONG)) / tts.sample_rate
+    assert room.played_samples / SAMPLE_RATE < full_s * 0.7
+    assert len(responder.heard) == 1  # "stop" was not taken as a new request
+
+
+async def test_a_reply_that_says_stop_does_not_stop_itself(session_config, speech):
+    """The reply's own "Stop." heard back through the microphone is its echo, not the user. (Sentence
+    pauses of 600 ms make the echoed "Stop." a short utterance of its own, so it is transcribed.)"""
+    tts = speech.tts
+    request = _synth(tts, "How do I play statues?")
+    reply = "Music plays and everyone dances. Then I say. Stop! Everyone freezes. Never mind who moves. Stop. That is the game."
+    room = Loopback(recording(0.5, "hey_jarvis.wav", 1.0, request, 1.0), echo_gain=0.9, tail_s=14.0)
+    config = session_config.with_overrides({"tts.sentence_pause_ms": 600})
+    events, pipe = await _run(config, speech, room, ScriptedResponder(reply))
+    assert not [e for e in events if isinstance(e, Interrupt)]
+    full_s = sum(c.shape[0] for c in tts.synthesize(reply)) / tts.sample_rate
+    assert room.played_samples / SAMPLE_RATE >= full_s * 0.95
+    assert pipe.voice.stop_echoes >= 1  # a short "Stop." was heard back, transcribed, and recognised as the reply's own
+
+
+def test_stop_phrases_both_ways():
+    from assistant.engine.stopword import is_echo, is_stop_phrase, reply_words
+
+    names = ["hey jarvis"]
+    for text in ("Stop.", "Stop it, please.", "Please stop.", "Jarvis, stop.", "Hey Jarvis, stop!", "Cancel.", "Never mind.",
+                 "Be quiet.", "Shut up.", "That's enough.", "Okay, that's enough.", "Stop talking.", "Stop, stop.", "Shh."):
+        assert is_stop_phrase(text, names), text
+    for text in ("Stop the music.", "Don't stop.", "Bus stop.", "I can't stop laughing.", "Cancel my timer.", "Never mind the lights",
+                 "What time is it?", "", "Hey Jarvis", "stopwatch", "quietly"):
+        assert not is_stop_phrase(text, names), text
+    assert is_echo("Stop!", reply_words("Then I say stop, and everyone freezes."))
+    assert not is_echo("Stop!", reply_words("It is sunny today."))

@@ -519,12 +519,13 @@ class _BrokenDriverSource:
 
 
 def test_a_failing_voice_loop_is_restarted_and_health_says_degraded(config, tmp_path, monkeypatch):
+    import assistant.session as session_mod
     from assistant.service import daemon as daemon_mod
     from assistant.service.daemon import Service as Daemon
     from assistant.session import Session, SessionOptions
 
     sources = [_BrokenDriverSource(), _BrokenDriverSource()]
-    monkeypatch.setattr(daemon_mod, "MicrophoneSource", lambda device: sources.pop(0))  # the next microphone opened
+    monkeypatch.setattr(session_mod, "MicrophoneSource", lambda device: sources.pop(0))  # the next microphone opened
     opts = SessionOptions(speak=False, tolerate_missing_devices=True)
     svc = Daemon(config.with_overrides({"llm.enabled": False}), None, opts)
 

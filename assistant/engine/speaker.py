@@ -29,6 +29,7 @@ from ..config import TtsConfig
 from ..errors import AssistantError
 from ..events import AssistantState, AudioOut, ErrorEvent, Reply, Speak, StageTiming
 from ..speech.tts import SentenceSplitter, SpeechSynthesizer, earcon
+from .stopword import reply_words
 
 __all__ = ["DRAIN_MARGIN_S", "Speaker"]
 
@@ -70,6 +71,8 @@ class Speaker:
         """Audio chunks handed to the sink so far (the earcon checks whether a reply has started)."""
         self.mentions_wake = False
         """The reply being spoken (or just spoken) says a wake phrase."""
+        self.reply_words: set[str] = set()
+        """Words of the reply being spoken (or just spoken): what its echo can contain."""
         self.ended_at = 0.0
         """``time.monotonic()`` when the last reply finished playing."""
         self.stalls = 0
@@ -100,6 +103,7 @@ class Speaker:
         """
         said: list[str] = []
         self.mentions_wake = False
+        self.reply_words = set()
         self._task = asyncio.current_task()
         try:
             await self._speak(pieces, turn, t_ref, voice and self.can_speak, said)
@@ -162,6 +166,7 @@ class Speaker:
         words = set(re.findall(r"[a-z]+", sentence.lower()))
         if any(set(p.split()) & words - {"hey", "ok", "okay", "hi"} for p in self.wake_phrases):
             self.mentions_wake = True
+        self.reply_words |= reply_words(sentence)
         t0 = time.perf_counter()
         chunks = await asyncio.to_thread(lambda: list(self.tts.synthesize(sentence)))
         synth_ms = (time.perf_counter() - t0) * 1000.0

@@ -46,7 +46,7 @@ from ..events import (
     WakeRejected,
 )
 from ..speech.endpoint import NoSpeechTimeout, Pause, SpeechStart, UtteranceEnd
-from ..speech.listener import BargeIn, Listener, ListenerMode
+from ..speech.listener import BargeIn, Listener, ListenerMode, ShortUtterance
 from ..speech.turn import TurnDetector
 from ..speech.wake import WakeHit, WakeVerifier, phrase_from_model_name, wake_window
 from .arbiter import Request, TurnArbiter
@@ -56,6 +56,7 @@ from .dialog import VoiceDialog
 from .endofturn import EndOfTurn
 from .recognizer import Recognizer
 from .speaker import Speaker
+from .stopword import StopSegmenter, is_echo, is_stop_phrase
 
 __all__ = ["VoiceChannel", "VoiceLoop"]
 
@@ -138,6 +139,11 @@ class VoiceLoop:
         self.level_dbfs = -100.0
         """Level of the last input frame, dBFS (for level meters)."""
         self.barge_in = BargeInPolicy(config.wake, speaker)
+        if config.wake.stop_phrases and recognizer is not None and listener.short_utterances is None:
+            listener.short_utterances = StopSegmenter()
+        self.stop_echoes = 0
+        """Stop phrases heard during a reply that were taken for its own voice (its words)."""
+        self._stop_check: asyncio.Task | None = None
         self.end_of_turn: EndOfTurn | None = None
         """Asks the turn detector at pauses (None: the endpointer's fixed trailing silence ends turns)."""
         if listener.endpointer.detect_turns:
@@ -259,6 +265,9 @@ class VoiceLoop:
             await self.cancel_turn()
             self.listener.capture()
             await self._on_wake(out.hit)
+        elif isinstance(out, ShortUtterance):
+            if self.state is AssistantState.SPEAKING and self.recognizer is not None and (self._stop_check is None or self._stop_check.done()):
+                self._stop_check = asyncio.create_task(self._check_stop(out.audio), name="stop-phrase")
         elif isinstance(out, SpeechStart):
             turn = self._turn or self._new_turn(follow_up=True, started_position=self.listener.position)
             self.bus.emit(SpeechStarted(audio_time_s=round(out.audio_time_s, 3), turn=turn.id))
@@ -277,6 +286,22 @@ class VoiceLoop:
                 self.bus.emit(TurnFinished(ok=False, turn=turn.id))
             self._turn = None
             self.set_state(AssistantState.IDLE)
+
+    async def _check_stop(self, audio: np.ndarray) -> None:
+        """A short utterance during a reply: stop the reply if it says "stop" (see :mod:`.stopword`)."""
+        assert self.recognizer is not None
+        t0 = time.perf_counter()
+        text = (await asyncio.to_thread(self.recognizer.asr.transcribe, audio)).text
+        self._timing("stop_phrase_asr", (time.perf_counter() - t0) * 1000.0, self._answering.id if self._answering else None, detail=text[:60])
+        if not is_stop_phrase(text, self.wake_phrases) or self.state is not AssistantState.SPEAKING:
+            return
+        if is_echo(text, self.speaker.reply_words):
+            self.stop_echoes += 1
+            log.info("ignoring %r during a reply that says it (own voice)", text)
+            return
+        log.info("spoken stop during the reply: %r", text)
+        await self.arbiter.interrupt("stop")
+        await self.cancel_turn()
 
     async def _on_pause(self, pause: Pause) -> None:
         """A short pause mid-utterance: ask the turn detector (in the background for a real-time

@@ -39,7 +39,15 @@ class BargeIn:
     hit: WakeHit
 
 
-ListenerOutput = WakeHit | SpeechStart | Pause | UtteranceEnd | NoSpeechTimeout | BargeIn
+@dataclass(frozen=True)
+class ShortUtterance:
+    """A short voiced stretch heard while a turn was being answered (maybe a spoken "stop")."""
+
+    audio: np.ndarray
+    """16 kHz mono int16."""
+
+
+ListenerOutput = WakeHit | SpeechStart | Pause | UtteranceEnd | NoSpeechTimeout | BargeIn | ShortUtterance
 
 
 class Listener:
@@ -64,6 +72,10 @@ class Listener:
         self.mode = ListenerMode.WAKE
         self.barge_in = True
         """Run the wake stage while busy (set False to ignore the wake word during replies)."""
+        self.short_utterances = None
+        """While busy, cut short voiced stretches out with this (``process(frame) -> audio | None``,
+        ``reset()``; :class:`~assistant.engine.stopword.StopSegmenter`) and report them as
+        :class:`ShortUtterance`; None: off."""
 
     @property
     def position(self) -> int:
@@ -96,12 +108,18 @@ class Listener:
                 return BargeIn(hit)
         else:
             self.wake.skip(frame)
+        if self.short_utterances is not None:
+            audio = self.short_utterances.process(frame)
+            if audio is not None:
+                return ShortUtterance(audio)
         return None
 
     def _capture_frame(self, frame: np.ndarray) -> ListenerOutput | None:
         out = self.endpointer.process(frame)
         if isinstance(out, UtteranceEnd):
             self.mode = ListenerMode.BUSY
+            if self.short_utterances is not None:
+                self.short_utterances.reset()
         elif isinstance(out, NoSpeechTimeout):
             self.mode = ListenerMode.WAKE
         return out
