@@ -385,3 +385,33 @@ async def test_simulated_home_keeps_home_assistant_state_semantics(tmp_path):
         assert (await reg.call("list_read", {})).result["items"] == ["Milk"]  # the home's shopping list (Eggs are done)
     finally:
         await reg.close()
+
+
+async def test_state_questions_and_help_are_answered_the_way_they_were_asked(sim_config):
+    """ "which ... are on" lists them (no "Yes"); "is anything open" does not count lights that are on;
+    "what can you do" answers from the tools there are, never "Sorry"; "help me ..." is politeness."""
+    from assistant.app import build_controller
+
+    controller = await build_controller(sim_config.with_overrides({"llm.enabled": False}), EventBus(), llm=False)
+
+    async def say(text: str) -> str:
+        return "".join([p async for p in controller.router.respond(text, turn=1)])
+
+    try:
+        reg = controller.registry
+        on = sorted(e.name.lower() for e in reg.service("home").snapshot().entities if e.domain == "light" and e.state == "on")
+        assert len(on) >= 2
+        reply = await say("which lights are on")
+        assert not reply.startswith("Yes") and reply.startswith("The ") and all(n in reply.lower() for n in on)
+        assert " and " in reply  # "the a, b and c are on"
+        assert (await say("are any lights on")).startswith("Yes, the ")
+        reply = await say("is anything open")
+        assert "blinds are open" in reply and not any(n in reply.lower() for n in on)
+        for q in ("what can you do", "Hey Jarvis, what can you do?", "what can I say", "help"):
+            reply = await say(q)
+            assert reply.startswith("I can ") and "timers" in reply and "Sorry" not in reply, q
+        reg.remove_tool("timer_start")
+        assert "timers" not in await say("what can you do")  # from the tools it has now
+        assert (await say("help me turn off the kitchen light")) == "Turned off the kitchen light."
+    finally:
+        await controller.close()

@@ -291,6 +291,8 @@ def refine_home_arguments(text: str, tool: str, args: dict[str, Any]) -> dict[st
     out = dict(args)
     if tool == "home_get_state" and out.get("state") and ({"all", "every"} & set(words)):
         out["every"] = True
+    if tool == "home_get_state" and out.get("state") and words and words[0] in ("which", "what"):
+        out["which"] = True  # "which lights are on?": list them, not "Yes, ..."
     if "name" in out or not out.get("domain") or {"all", "every", "both", "each"} & set(words):
         return out
     kinds = frozenset().union(*(_SINGULAR_KINDS.get(d, frozenset()) for d in out["domain"]))

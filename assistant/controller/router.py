@@ -48,6 +48,38 @@ LOADING_NOTICE = "One moment, I'm still loading my language model. "
 """Said first when a request needs the local LLM while it is still loading in the background."""
 CANNOT_HELP = "Sorry, I can't help with that. I can control your home, set timers, take notes and answer simple questions."
 
+_HELP = re.compile(
+    r"^(?:(?:hey |ok |okay )?\w+,? )?(?:so |and |please )?(?:what (?:can|could|do) you (?:do|help (?:me )?with)|what are you able to do|"
+    r"what (?:can|should) i (?:say|ask(?: you)?)|what are your (?:skills|abilities|commands)|how can you help(?: me)?|help(?: me)?|"
+    r"what do you know how to do)(?: for me)?(?: please)?[?.!]*$", re.I)
+"""Asking what the assistant can do (answered from the tools it has, never "Sorry")."""
+
+_CAPABILITIES: tuple[tuple[str, str], ...] = (
+    ("home_turn_on", "switch and dim your lights, open covers, lock doors and run the other devices in your home, and tell you their state"),
+    ("timer_start", "set timers and alarms"),
+    ("list_add", "keep your shopping and to-do lists"),
+    ("note_add", "take notes"),
+    ("clock_time", "tell the time and date"),
+    ("calculate", "do sums and convert units"),
+    ("weather_now", "tell you the weather"),
+    ("web_search", "look things up on the web"),
+    ("search_documents", "search your documents"),
+)
+
+
+def capabilities_reply(tools: set[str]) -> str:
+    """What the assistant can do, from the tools it has now (plugins off or blocked are not offered)."""
+    have = [what for tool, what in _CAPABILITIES if tool in tools]
+    servers = sorted({t.split("__", 1)[0] for t in tools if "__" in t})
+    if servers:
+        have.append("use " + ", ".join(servers))
+    if not have:
+        return "I can answer simple questions."
+    listed = have[0] if len(have) == 1 else f"{'; '.join(have[:-1])}; and {have[-1]}"
+    example = ' For example, say "turn on the kitchen light" or "set a timer for five minutes".' if "home_turn_on" in tools else ""
+    return f"I can {listed}.{example}"
+
+
 _ASK_REMOTE = re.compile(r"\b(ask (the )?(cloud|remote|big model|server)|use the (cloud|remote|big model))\b", re.I)
 
 
@@ -143,6 +175,12 @@ class Router:
             if self._answered:
                 return
         wants_remote = bool(_ASK_REMOTE.search(text))
+        if _HELP.match(text.strip()):
+            self._route("help", "asked what the assistant can do", turn)
+            reply = capabilities_reply(set(self.registry.tools))
+            self.conversation.add(text, reply)
+            yield reply
+            return
         if self.fast_path is not None and not wants_remote:
             async for piece in self._fast(text, turn):
                 yield piece

@@ -58,7 +58,7 @@ _POLITE_START = re.compile(
     r"^(?:(?:hey |ok |okay |hi )?jarvis\b|hey|ok|okay|so|um+|uh+|er+|please|pls|right|alright|well|now|and then|then|"
     r"(?:can|could|would|will|wont|won't) (?:you|u)(?: please)?(?: just)?|(?:can|could|may) (?:i|we) (?:get|have) (?:you to)?|"
     r"i (?:want|need|would like|d like) (?:you )?to|i wanna|i'd like you to|id like you to|do me a favou?r and|go ahead and|"
-    r"would you mind|(?:just|quickly|kindly))\b\s*"
+    r"would you mind|(?:can|could|would|will) you help me(?: to)?|help me(?: to)?|(?:just|quickly|kindly))\b\s*"
 )
 _POLITE_END = re.compile(r"\s*\b(?:please|pls|thanks|thank you|for me|for us|now|right now|real quick|quickly|jarvis|will you|would you|if you can|if you could|ok|okay|mate)$")
 _MODAL = re.compile(r"\b(?:needs to|need to|has to|have to|should|must|ought to|could|can)(?: be| get)?\b(?! you)")

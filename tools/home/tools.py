@@ -758,6 +758,7 @@ class HomeTools(Toolbox):
         device_class: list[str] | None = None,
         state: str | None = None,
         every: bool = False,
+        which: bool = False,
     ) -> dict[str, Any]:
         """Answer questions about devices and sensors: "is the garage door open?", "which lights are on?".
 
@@ -769,6 +770,7 @@ class HomeTools(Toolbox):
             device_class: Sub-kinds, e.g. ["window"].
             state: Ask whether devices are in this state, e.g. "on", "open", "locked".
             every: The question is whether all of them are ("are all the doors locked?").
+            which: The question asks which ones ("which lights are on?"): the answer lists them, no yes or no.
         """
         target = {"name": name, "area": area, "floor": floor, "domain": domain, "device_class": device_class}
         if state is None:
@@ -780,22 +782,33 @@ class HomeTools(Toolbox):
             return {"say": listed + ".", "entities": [{"id": e.id, "state": e.state} for e in res.entities]}
         everything = self._resolve(**target, plural=None if name else True)
         wanted = _state_words(state)
-        hits = [e for e in everything.entities if e.state in wanted or spoken_state(e) in wanted or (e.human_state or "") in wanted]
+
+        def matches(e: Any) -> bool:
+            words = wanted
+            if e.domain != "binary_sensor" and state.strip().lower() in _SENSOR_ONLY_ON_OFF:
+                words = wanted - {"on", "off"}  # a light that is on is not "open"; a door sensor that is on is
+            return e.state in words or spoken_state(e) in words or (e.human_state or "") in words
+
+        hits = [e for e in everything.entities if matches(e)]
         if name and len(everything.entities) == 1:
             e = everything.entities[0]
-            return {"say": f"{'Yes' if hits else 'No'}, {e.name} is {spoken_state(e)}.", "answer": bool(hits), "entities": [{"id": e.id, "state": e.state}]}
+            return {"say": f"{'Yes' if hits else 'No'}, {e.name} {_verb(e.name)} {spoken_state(e)}.", "answer": bool(hits), "entities": [{"id": e.id, "state": e.state}]}
         if not hits:
             others = [e for e in everything.entities]
             if len(others) == 1:
                 return {"say": f"No, {others[0].name} is {spoken_state(others[0])}.", "answer": False, "entities": []}
-            return {"say": f"No, none are {state}.", "answer": False, "entities": []}
-        names = ", ".join(_spoken(e.name) for e in hits[:6])
+            return {"say": f"None are {state}." if which else f"No, none are {state}.", "answer": False, "entities": []}
+        shown = [_spoken(e.name) for e in hits[:6]]
         more = f" and {len(hits) - 6} more" if len(hits) > 6 else ""
+        names = ", ".join(shown) if more or len(shown) == 1 else f"{', '.join(shown[:-1])} and {shown[-1]}"
         if every and len(hits) < len(everything.entities):
             missing = [e for e in everything.entities if e not in hits]
             return {"say": f"No, the {', '.join(_spoken(e.name) for e in missing[:4])} {'is' if len(missing) == 1 else 'are'} {spoken_state(missing[0])}.",
                     "answer": False, "entities": [{"id": e.id, "state": e.state} for e in missing]}
-        return {"say": f"Yes, the {names}{more} {'is' if len(hits) == 1 else 'are'} {state}.", "answer": True, "entities": [{"id": e.id, "state": e.state} for e in hits]}
+        verb = _verb(hits[0].name) if len(hits) == 1 else "are"
+        if which:
+            return {"say": f"The {names}{more} {verb} {state}.", "answer": True, "entities": [{"id": e.id, "state": e.state} for e in hits]}
+        return {"say": f"Yes, the {names}{more} {verb} {state}.", "answer": True, "entities": [{"id": e.id, "state": e.state} for e in hits]}
 
     @tool
     async def home_get_sensor(self, device_class: str, name: str | None = None, area: str | None = None, floor: str | None = None) -> dict[str, Any]:
@@ -884,6 +897,16 @@ def _step_speed(now: float, step: float, steps: int) -> int:
     """Home Assistant's ``fan.increase_speed``: ``steps`` of ``percentage_step`` from now, within 0..100."""
     step = step if step > 1 else 10.0
     return int(max(0, min(100, round(now + steps * step))))
+
+
+def _verb(name: str) -> str:
+    """ "is" or "are" for a device's name: "the blinds are", "the glass is"."""
+    last = name.strip().split()[-1].lower() if name.strip() else ""
+    return "are" if last.endswith("s") and not last.endswith(("ss", "us", "is")) else "is"
+
+
+_SENSOR_ONLY_ON_OFF = {"open", "closed", "unlocked", "dry", "wet"}
+"""States a binary sensor reports as on/off (a door sensor "on" = open) that mean nothing for a light or a switch."""
 
 
 def _state_words(state: str) -> set[str]:
