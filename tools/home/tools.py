@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from assistant.errors import NeedsClarification, ToolError
 from assistant.home import Entity, EntityResolver, HomeSnapshot, Resolution
-from assistant.home.vocabulary import ALL_DEVICES_DOMAINS, DOMAIN_WORDS, kind_words
+from assistant.home.vocabulary import DOMAIN_WORDS, kind_words
 from assistant.toolkit import Risk, Toolbox, tool
 
 from .backend import HomeBackend, service_for
