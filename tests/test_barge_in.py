@@ -84,10 +84,12 @@ async def test_the_assistant_does_not_wake_itself(session_config, speech):
 
 
 async def test_a_spoken_stop_during_a_long_reply_stops_it(session_config, speech):
-    """"Stop" without the wake word, 4 s into a story: the story stops and nothing new is asked."""
+    """"Stop talking" without the wake word, 4 s into a story: the story stops and nothing new is asked.
+    (Two words: Piper's sampling makes a lone "Stop." come out as "dot." for Whisper tiny about one
+    time in fifteen; on "Stop talking." it was right 10 of 10.)"""
     tts = speech.tts
     request = _synth(tts, "Tell me a long story.")
-    room = Loopback(recording(0.5, "hey_jarvis.wav", 1.0, request, 5.5, _synth(tts, "Stop."), 4.0), echo_gain=0.0, tail_s=3.0)
+    room = Loopback(recording(0.5, "hey_jarvis.wav", 1.0, request, 5.5, _synth(tts, "Stop talking."), 4.0), echo_gain=0.0, tail_s=3.0)
     responder = ScriptedResponder(LONG)
     events, pipe = await _run(session_config, speech, room, responder)
     assert [e.reason for e in events if isinstance(e, Interrupt)] == ["stop"]
@@ -116,7 +118,7 @@ def test_stop_phrases_both_ways():
 
     names = ["hey jarvis"]
     for text in ("Stop.", "Stop it, please.", "Please stop.", "Jarvis, stop.", "Hey Jarvis, stop!", "Cancel.", "Never mind.",
-                 "Be quiet.", "Shut up.", "That's enough.", "Okay, that's enough.", "Stop talking.", "Stop, stop.", "Shh."):
+                 "Be quiet.", "Shut up.", "That's enough.", "Cancelled.", "Canceled.", "Okay, that's enough.", "Stop talking.", "Stop, stop.", "Shh."):
         assert is_stop_phrase(text, names), text
     for text in ("Stop the music.", "Don't stop.", "Bus stop.", "I can't stop laughing.", "Cancel my timer.", "Never mind the lights",
                  "What time is it?", "", "Hey Jarvis", "stopwatch", "quietly"):

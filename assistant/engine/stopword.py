@@ -34,7 +34,7 @@ END_SILENCE_MS = 300
 """Silence that ends a stretch: short, so the reply stops ~0.3 s + one transcription after the word."""
 
 _STOP = (
-    r"stop|stop it|stop that|stop talking|stop now|cancel|cancel that|cancel it|never ?mind|nevermind|"
+    r"stop|stop it|stop that|stop talking|stop now|cancel|cancel(?:l?ed)?(?: that| it)?|never ?mind|nevermind|"
     r"be quiet|quiet|shut up|enough|that's enough|that is enough|silence|shh+|hush|ok that's enough|okay that's enough"
 )
 _POLITE = r"(?:please|now|thanks|thank you)"
