@@ -195,11 +195,7 @@ async def _audio_device_faults(config: Any) -> dict[str, dict[str, Any]]:
         mic["reopened"] = await _until(lambda: session.source is not None and session.source is not first_source
                                        and "voice" not in session.problems, 30.0)
         mic["reopened_s"] = round(time.monotonic() - t_plug, 1)
-        n_before = len(lamp_on)
-        card.say(command)
-        mic["next"] = mic["reopened"] and await _until(lambda: len(lamp_on) > n_before, TIMEOUT_S)
-        with contextlib.suppress(Exception):
-            mic["kept"] = await _state_ok(session)
+        await _spoken_command_acted_on(mic, card, command, lamp_on, session)
 
         # --- the speaker blocks
         beats: list[float] = []
@@ -253,16 +249,21 @@ async def _audio_device_faults(config: Any) -> dict[str, dict[str, Any]]:
         card.plug()
         late["reopened"] = await _until(lambda: session.source is not None and "voice" not in session.problems, 90.0)
         late["reopened_s"] = round(time.monotonic() - t_plug, 1)
-        n_before = len(lamp_on)
-        card.say(command)
-        late["next"] = late["reopened"] and await _until(lambda: len(lamp_on) > n_before, TIMEOUT_S)
-        with contextlib.suppress(Exception):
-            late["kept"] = await _state_ok(session)
+        await _spoken_command_acted_on(late, card, command, lamp_on, session)
     finally:
         await _stop_voice(service, loop_task)
         await session.close()
         devices.load_sounddevice = real_loader
     return {"microphone disappears and returns": mic, "microphone plugged in after start": late, "speaker blocks": spk}
+
+
+async def _spoken_command_acted_on(out: dict[str, Any], card: Any, command: np.ndarray, lamp_on: list[float], session: Any) -> None:
+    """After the microphone is back: a spoken command is acted on ("next") and the earlier state is there ("kept")."""
+    n_before = len(lamp_on)
+    card.say(command)
+    out["next"] = out["reopened"] and await _until(lambda: len(lamp_on) > n_before, TIMEOUT_S)
+    with contextlib.suppress(Exception):
+        out["kept"] = await _state_ok(session)
 
 
 async def _stop_voice(service: Any, loop_task: asyncio.Task | None) -> None:
