@@ -207,6 +207,13 @@ class AsrConfig(_Section):
     """Beam search width (5: Whisper's default; measured on spoken home requests with room noise,
     word error rate 6.8 % vs 7.6 % greedy with Piper's voice, 25.6 % vs 31.1 % with espeak-ng,
     at no measurable extra time with tiny.en on 2 cores)."""
+    window_s: float = Field(default=10.0, ge=0, le=30)
+    """Seconds of audio the Whisper encoder reads for an utterance that fits (30 or 0: always
+    Whisper's full window). Whisper pads everything to 30 s; a 10 s window is ~3× faster on a
+    short command (tiny.en on 2 cores: 201 vs 628 ms p50) at about the same word error rate
+    (17.2 % vs 17.4 % on spoken development requests under room noise) but more slips in names,
+    so a transcript nothing below the LLM understands is recognised again with the full window
+    (:mod:`assistant.speech.asr`)."""
     language: str = "en"
     initial_prompt: str = ""
     """Text that biases recognition (style, vocabulary)."""

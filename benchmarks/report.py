@@ -69,6 +69,11 @@ def table(r: dict[str, Any]) -> str:
     a = r.get("asr")
     if a:
         rows.append((f"asr ({a['model']}, {a['threads']} threads)", f"RTF p50 {a['rtf_p50']}, WER {a['wer_overall']:.1%} over {len(a['clips'])} clips"))
+        win = a.get("window")
+        if win:
+            rows.append((f"asr encoder window on {win['clips']} spoken requests: WER / exact / empty / compute p50, p95",
+                         " · ".join(f"{k.removeprefix('window_')}: {v['wer']:.1%} / {v['exact']} / {v['empty']} / {v['compute_ms_p50']}, {v['compute_ms_p95']} ms"
+                                    for k, v in win.items() if k.startswith("window_"))))
     ro = r.get("routing", {})
     if "fast_path" in ro:
         f = ro["fast_path"]

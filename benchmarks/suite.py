@@ -301,8 +301,10 @@ def bench_asr(ctx: Context) -> None:
         all_ref.append(ref)
         all_hyp.append(hyp)
         rows[name] = {"rtf_p50": round(statistics.median(rtfs), 3), "audio_s": round(len(audio) / 16000, 2), "wer": round(jiwer.wer(ref, hyp), 3), "heard": hyp}
+    from .asr_window import bench_window
+
     ctx.results["asr"] = {"clips": rows, "wer_overall": round(jiwer.wer(all_ref, all_hyp), 3), "rtf_p50": round(statistics.median(rtf_all), 3),
-                          "model": ctx.config.asr.model, "threads": ctx.config.asr.threads}
+                          "model": ctx.config.asr.model, "threads": ctx.config.asr.threads, "window": bench_window(ctx)}
 
 
 def bench_routing(ctx: Context) -> None:

@@ -12,7 +12,8 @@ path, local LLM, refused), p50 and p95.
 
 The **baseline** is the sequential pipeline a competent engineer would write with the same models:
 the same wake stage, endpointing on a fixed 700 ms of webrtcvad silence (Home Assistant's default),
-Whisper on the whole utterance after the endpoint, the same router (templates, tolerant matcher, the
+Whisper on the whole utterance after the endpoint (faster-whisper's own ``transcribe``, which pads to
+Whisper's 30 s window), the same router (templates, tolerant matcher, the
 local LLM with its prompt prefix cached and kept warm), the whole reply synthesised, then played.
 
 **Cut-offs** (section ``turn``, ``cutoffs``): requests said in two parts with a mid-sentence
@@ -227,7 +228,7 @@ async def naive(ctx, turn: Turn) -> tuple[float | None, str]:
     """(ms to the first reply sample, route) for the sequential baseline."""
     from assistant.app import build_listener
     from assistant.speech.endpoint import UtteranceEnd
-    from assistant.speech.asr import strip_wake_phrase
+    from assistant.speech.asr import FULL_WINDOW_S, strip_wake_phrase
 
     cfg = ctx.config.with_overrides({"endpoint.turn_detection": "silence", "endpoint.trailing_silence_ms": 700})
     listener = build_listener(cfg, ctx.speech.listener.wake.model)
@@ -245,7 +246,7 @@ async def naive(ctx, turn: Turn) -> tuple[float | None, str]:
             out = listener.process(frame)
             if not isinstance(out, UtteranceEnd):
                 continue
-            text = (await asyncio.to_thread(asr.transcribe, out.audio)).text
+            text = (await asyncio.to_thread(asr.transcribe, out.audio, window_s=FULL_WINDOW_S)).text  # faster-whisper as it comes
             text = strip_wake_phrase(text, ["hey jarvis"])
             reply = "".join([p async for p in router.respond(text, turn=0)]) if text else ""
             if reply:

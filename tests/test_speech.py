@@ -15,7 +15,7 @@ from assistant.config import EndpointConfig
 from assistant.errors import ModelError
 from assistant.events import FinalTranscript, SpeechEnded, StageTiming, WakeDetected
 from assistant.pipeline import Pipeline
-from assistant.speech.asr import normalize_transcript, strip_wake_phrase
+from assistant.speech.asr import collapse_loops, drop_restart, is_loop, normalize_transcript, strip_wake_phrase
 from assistant.speech.endpoint import Endpointer, NoSpeechTimeout, SpeechStart, UtteranceEnd
 from assistant.speech.tts import SentenceSplitter
 
@@ -99,11 +99,55 @@ def test_transcripts_of_real_clips(asr, fixtures_dir):
 
 def test_silence_gives_no_words(asr):
     assert asr.transcribe(np.zeros(2 * SAMPLE_RATE, dtype=np.int16)).text == ""
+    assert asr.transcribe(np.zeros(2 * SAMPLE_RATE, dtype=np.int16), window_s=10).text == ""
+
+
+def test_short_encoder_window_hears_real_commands_as_the_full_window_does(asr, fixtures_dir):
+    """A command fits a 10 s encoder window: the same words as Whisper's 30 s window; audio that
+    does not fit gets the full window."""
+    for clip in ("wfw_turn_on_the_living_room_lamp.wav", "rhino_test_within_context.wav"):
+        audio = read_audio(fixtures_dir / "audio" / clip)
+        short, full = asr.transcribe(audio, window_s=10), asr.transcribe(audio, window_s=30)
+        assert (short.window_s, full.window_s) == (10, 30)
+        assert normalize_transcript(short.text) == normalize_transcript(full.text), clip
+    longer = np.concatenate([np.zeros(10 * SAMPLE_RATE, np.int16), audio])
+    r = asr.transcribe(longer, window_s=10)
+    assert r.window_s == 30 and "americano" in normalize_transcript(r.text)
+
+
+async def test_a_short_window_transcript_nobody_understands_is_recognised_again_with_the_full_window(config, asr, fixtures_dir):
+    from assistant.app import build_controller
+    from assistant.engine.recognizer import Recognizer
+
+    bus = EventBus()
+    events = bus.record()
+    controller = await build_controller(config, bus, llm=False)
+    try:
+        rec = Recognizer(asr, config.asr, bus, ["hey jarvis"], rescorer=controller.rescorer)
+        lamp = read_audio(fixtures_dir / "audio" / "wfw_turn_on_the_living_room_lamp.wav")
+        coffee = read_audio(fixtures_dir / "audio" / "rhino_test_within_context.wav")
+        for audio in (lamp, coffee):
+            text = rec.text_of(asr.transcribe(audio, window_s=10))
+            assert await rec.second_pass(text, audio, turn=1, short=True)
+        again = [e for e in events if isinstance(e, StageTiming) and e.stage == "asr_full_window"]
+        assert len(again) == 1 and "americano" in again[0].detail.lower()  # the understood lamp command was not heard again
+    finally:
+        await controller.close()
 
 
 def test_hotwords_are_accepted(asr, fixtures_dir):
     r = asr.transcribe(read_audio(fixtures_dir / "audio" / "wfw_turn_on_the_living_room_lamp.wav"), hotwords=["Living Room Lamp", "Kitchen"])
     assert normalize_transcript(r.text) == "turn on the living room lamp"
+
+
+def test_repetition_loops_and_restarts_are_cut():
+    assert is_loop("Bedroom, Bedroom, Bedroom, Bedroom,") and collapse_loops("Bedroom, Bedroom, Bedroom, Bedroom,") == "Bedroom"
+    twice = "Turn on the light in bedroom one. Turn on the light in bedroom one."
+    assert is_loop(twice) and collapse_loops(twice) == "Turn on the light in bedroom one."  # a whole sentence said twice
+    assert not is_loop("Turn on the light and the fan.") and not is_loop("bye bye")
+    assert drop_restart("Turn on the porch. Turn on the") == "Turn on the porch."
+    assert drop_restart("Turn on the light. Turn on the fan.") == "Turn on the light. Turn on the fan."
+    assert drop_restart("What time is it?") == "What time is it?"
 
 
 def test_strip_wake_phrase():

@@ -45,6 +45,7 @@ from ..audio.io import FRAME_SAMPLES, SAMPLE_RATE, resample
 from ..config import Config
 from ..errors import require
 from ..session import Session
+from ..speech.asr import FULL_WINDOW_S
 from ..speech.wake import WakeStage, WakeWordModel, phrase_from_model_name
 
 __all__ = ["WyomingService"]
@@ -543,7 +544,9 @@ class _Handler:
         if asr is None or audio.size == 0:
             text = ""
         else:
-            result = await asyncio.to_thread(asr.transcribe, audio)
+            # the full window: Home Assistant's agent understands this text, so nothing here can
+            # catch a short-window slip and recognise again (assistant.speech.asr)
+            result = await asyncio.to_thread(asr.transcribe, audio, window_s=FULL_WINDOW_S)
             text = result.text
         await self.write(Transcript(text=text))
         return text
