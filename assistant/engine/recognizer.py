@@ -26,6 +26,7 @@ from ..config import AsrConfig
 from ..events import PartialTranscript, StageTiming
 from ..speech.asr import FULL_WINDOW_S, AsrResult, SpeechRecognizer, strip_wake_phrase
 from ..speech.endpoint import UtteranceEnd
+from ..speech.turn import ends_unfinished
 
 if TYPE_CHECKING:
     from ..speech.endpoint import Endpointer
@@ -61,7 +62,9 @@ class Recognizer:
         self.wake_phrases = wake_phrases
         self.rescorer = rescorer
         self._spec: tuple[int, asyncio.Task] | None = None
-        self._spec_busy: asyncio.Task | None = None
+        self._spec_busy: asyncio.Future | None = None
+        self._full: dict[asyncio.Future, asyncio.Future] = {}
+        """Speculation → its full-window recognition, started as soon as nothing understood it."""
         self._partial_task: asyncio.Task | None = None
         self._partial_at = 0
 
@@ -85,9 +88,8 @@ class Recognizer:
             return
         if self._spec_busy is not None and not self._spec_busy.done():
             return  # a stale speculation still holds the CPU; the end of the utterance will transcribe
-        task = asyncio.create_task(asyncio.to_thread(self.asr.transcribe, ep.current_audio()))
+        task = self._recognise(ep.current_audio())
         self._spec = (n, task)
-        self._spec_busy = task
 
     def speculate_now(self, ep: "Endpointer") -> asyncio.Task:
         """The transcription of the utterance so far, started now unless one for this pause runs
@@ -96,10 +98,41 @@ class Recognizer:
         n = ep.captured_samples
         if self._spec is not None and not self._spec[1].cancelled():
             return self._spec[1]  # started in this same pause: only silence came after it
-        task = asyncio.ensure_future(asyncio.to_thread(self.asr.transcribe, ep.current_audio()))
+        task = self._recognise(ep.current_audio())
         self._spec = (n, task)
-        self._spec_busy = task
         return task
+
+    def _recognise(self, audio: np.ndarray) -> asyncio.Future:
+        """Recognise ``audio`` (short window) in a thread; if nothing below the LLM understands the
+        text, go straight on with the full window, while the turn detector and the endpointer are
+        still waiting (the final transcript takes it, :meth:`final`)."""
+        task = asyncio.ensure_future(asyncio.to_thread(self.asr.transcribe, audio))
+        self._spec_busy = task
+
+        def chain(done: asyncio.Future) -> None:
+            if done.cancelled() or done.exception() is not None or self.rescorer is None or done.result().window_s >= FULL_WINDOW_S:
+                return
+            if len(self._full) > 4:  # speculations the user talked over
+                self._full = {k: v for k, v in self._full.items() if k is self._spec_task()}
+            full = asyncio.ensure_future(asyncio.to_thread(self._full_unless_understood, audio, done.result(), done))
+            self._full[done] = full
+            self._spec_busy = full
+
+        task.add_done_callback(chain)
+        return task
+
+    def _spec_task(self) -> asyncio.Future | None:
+        return self._spec[1] if self._spec is not None else None
+
+    def _full_unless_understood(self, audio: np.ndarray, first: AsrResult, spec: asyncio.Future) -> AsrResult | None:
+        """Blocking: the full-window recognition of ``audio``, or None when it is not worth it:
+        ``first`` is understood, ends mid-sentence ("turn on the"), or the user spoke again."""
+        text = self.text_of(first)
+        if self.rescorer is None or not text or ends_unfinished(text) or self._spec_task() is not spec:
+            return None
+        if self.rescorer.understands(text):
+            return None
+        return self.asr.transcribe(audio, window_s=FULL_WINDOW_S)
 
     def text_of(self, result: AsrResult) -> str:
         """A result's text with the wake phrase stripped."""
@@ -135,6 +168,7 @@ class Recognizer:
     def reset(self) -> None:
         """Forget speculation and partials (a new utterance)."""
         self._spec = None
+        self._full.clear()
         self._partial_at = 0
 
     # ------------------------------------------------------------------ the end of the utterance
@@ -149,13 +183,27 @@ class Recognizer:
         t0 = time.perf_counter()
         if spec is not None and spec[1].cancelled():
             spec = None
+        full: asyncio.Future | None = None
         if spec is not None and spec[0] <= utt.audio.shape[0]:
             result = await spec[1]  # recognition started at the pause: often done already
+            await asyncio.sleep(0)  # its done-callback has run: a full-window pass is chained, or not needed
+            full = self._full.pop(spec[1], None)
         else:
+            spec = None
             result = await asyncio.to_thread(self.asr.transcribe, utt.audio)
+        self._full.clear()
         waited_ms = (time.perf_counter() - t0) * 1000.0
         self.bus.emit(StageTiming(stage="asr", ms=round(waited_ms, 2), turn=turn, detail=(
-            f"{'speculative, ' if spec is not None else ''}compute {result.compute_ms:.0f} ms, rtf {result.real_time_factor:.3f}, {result.audio_s:.2f} s audio")))
+            f"{'speculative, ' if spec is not None else ''}compute {result.compute_ms:.0f} ms, rtf {result.real_time_factor:.3f}, "
+            f"{result.audio_s:.2f} s audio, {result.window_s:g} s window")))
+        if full is not None:
+            t1 = time.perf_counter()
+            first = strip_wake_phrase(result.text, self.wake_phrases)
+            again = await full
+            if again is not None:
+                result = again
+                self.bus.emit(StageTiming(stage="asr_full_window", ms=round((time.perf_counter() - t1) * 1000.0, 2), turn=turn,
+                                          detail=f"started at the pause, waited for: {first!r} not understood -> {strip_wake_phrase(again.text, self.wake_phrases)!r}"))
         text = strip_wake_phrase(result.text, self.wake_phrases)
         text = await self.second_pass(text, utt.audio, turn, short=result.window_s < FULL_WINDOW_S)
         return text, result

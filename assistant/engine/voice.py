@@ -45,6 +45,7 @@ from ..events import (
     WakeDetected,
     WakeRejected,
 )
+from ..speech.asr import FULL_WINDOW_S
 from ..speech.endpoint import NoSpeechTimeout, Pause, SpeechStart, UtteranceEnd
 from ..speech.listener import BargeIn, Listener, ListenerMode, ShortUtterance
 from ..speech.turn import TurnDetector
@@ -291,7 +292,8 @@ class VoiceLoop:
         """A short utterance during a reply: stop the reply if it says "stop" (see :mod:`.stopword`)."""
         assert self.recognizer is not None
         t0 = time.perf_counter()
-        text = (await asyncio.to_thread(self.recognizer.asr.transcribe, audio)).text
+        # the full window: a short one hears Piper's "Stop talking." as "Start talking."
+        text = (await asyncio.to_thread(self.recognizer.asr.transcribe, audio, window_s=FULL_WINDOW_S)).text
         self._timing("stop_phrase_asr", (time.perf_counter() - t0) * 1000.0, self._answering.id if self._answering else None, detail=text[:60])
         if not is_stop_phrase(text, self.wake_phrases) or self.state is not AssistantState.SPEAKING:
             return

@@ -30,6 +30,7 @@ import numpy as np
 from ..audio.io import FRAME_SAMPLES, SAMPLE_RATE
 from ..config import WakeConfig, WakeVerifyConfig
 from ..errors import ModelError, require
+from .asr import FULL_WINDOW_S
 from .vad import AudioRing, Vad
 
 if TYPE_CHECKING:
@@ -302,7 +303,7 @@ class WakeVerifier:
         voiced_s = sum(vad.is_speech(f) for f in frames) * FRAME_SAMPLES / SAMPLE_RATE
         if voiced_s < MIN_VOICED_S:
             return False, "", (time.perf_counter() - t0) * 1000.0
-        result = self.asr.transcribe(window, initial_prompt="")
+        result = self.asr.transcribe(window, initial_prompt="", window_s=FULL_WINDOW_S)  # tuned on Whisper's full window
         ms = (time.perf_counter() - t0) * 1000.0
         return self.similarity(result.text) >= self.config.min_similarity, result.text, ms
 
