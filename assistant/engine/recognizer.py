@@ -63,8 +63,8 @@ class Recognizer:
         self.rescorer = rescorer
         self._spec: tuple[int, asyncio.Task] | None = None
         self._spec_busy: asyncio.Future | None = None
-        self._full: dict[asyncio.Future, asyncio.Future] = {}
-        """Speculation → its full-window recognition, started as soon as nothing understood it."""
+        self._full: tuple[asyncio.Future, asyncio.Future] | None = None
+        """(speculation, its full-window recognition), started as soon as nothing understood it."""
         self._partial_task: asyncio.Task | None = None
         self._partial_at = 0
 
@@ -112,10 +112,8 @@ class Recognizer:
         def chain(done: asyncio.Future) -> None:
             if done.cancelled() or done.exception() is not None or self.rescorer is None or done.result().window_s >= FULL_WINDOW_S:
                 return
-            if len(self._full) > 4:  # speculations the user talked over
-                self._full = {k: v for k, v in self._full.items() if k is self._spec_task()}
             full = asyncio.ensure_future(asyncio.to_thread(self._full_unless_understood, audio, done.result(), done))
-            self._full[done] = full
+            self._full = (done, full)  # only the latest speculation's can be used
             self._spec_busy = full
 
         task.add_done_callback(chain)
@@ -168,7 +166,7 @@ class Recognizer:
     def reset(self) -> None:
         """Forget speculation and partials (a new utterance)."""
         self._spec = None
-        self._full.clear()
+        self._full = None
         self._partial_at = 0
 
     # ------------------------------------------------------------------ the end of the utterance
@@ -187,11 +185,11 @@ class Recognizer:
         if spec is not None and spec[0] <= utt.audio.shape[0]:
             result = await spec[1]  # recognition started at the pause: often done already
             await asyncio.sleep(0)  # its done-callback has run: a full-window pass is chained, or not needed
-            full = self._full.pop(spec[1], None)
+            full = self._full[1] if self._full is not None and self._full[0] is spec[1] else None
         else:
             spec = None
             result = await asyncio.to_thread(self.asr.transcribe, utt.audio)
-        self._full.clear()
+        self._full = None
         waited_ms = (time.perf_counter() - t0) * 1000.0
         self.bus.emit(StageTiming(stage="asr", ms=round(waited_ms, 2), turn=turn, detail=(
             f"{'speculative, ' if spec is not None else ''}compute {result.compute_ms:.0f} ms, rtf {result.real_time_factor:.3f}, "
