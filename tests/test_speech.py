@@ -115,9 +115,14 @@ def test_short_encoder_window_hears_real_commands_as_the_full_window_does(asr, f
     assert r.window_s == 30 and "americano" in normalize_transcript(r.text)
 
 
-async def test_a_short_window_transcript_nobody_understands_is_recognised_again_with_the_full_window(config, asr, fixtures_dir):
+async def test_a_misheard_home_request_is_recognised_again_with_the_full_window_and_a_question_is_not(config, asr, fixtures_dir):
+    """Short-window transcripts: understood → kept; a home request nothing understands (the real
+    slip: "Turn on the Livy Ramla.") → heard again with the full window and acted on; a
+    question for the LLM ("can I have a medium double shot americano") → kept as heard, with no
+    second recognition."""
     from assistant.app import build_controller
     from assistant.engine.recognizer import Recognizer
+    from assistant.speech.asr import AsrResult
 
     bus = EventBus()
     events = bus.record()
@@ -126,11 +131,24 @@ async def test_a_short_window_transcript_nobody_understands_is_recognised_again_
         rec = Recognizer(asr, config.asr, bus, ["hey jarvis"], rescorer=controller.rescorer)
         lamp = read_audio(fixtures_dir / "audio" / "wfw_turn_on_the_living_room_lamp.wav")
         coffee = read_audio(fixtures_dir / "audio" / "rhino_test_within_context.wav")
-        for audio in (lamp, coffee):
-            text = rec.text_of(asr.transcribe(audio, window_s=10))
-            assert await rec.second_pass(text, audio, turn=1, short=True)
-        again = [e for e in events if isinstance(e, StageTiming) and e.stage == "asr_full_window"]
-        assert len(again) == 1 and "americano" in again[0].detail.lower()  # the understood lamp command was not heard again
+
+        def again() -> list[StageTiming]:
+            return [e for e in events if isinstance(e, StageTiming) and e.stage in ("asr_full_window", "asr_second_pass")]
+
+        heard = asr.transcribe(lamp, window_s=10)
+        assert controller.rescorer.understands(rec.text_of(heard))
+        assert await rec._hear_again(heard, lamp, 1) is heard and not again()
+
+        slip = AsrResult(text="Turn on the Livy Ramla.", audio_s=heard.audio_s, compute_ms=0.0, window_s=10)
+        fixed = await rec._hear_again(slip, lamp, 1)
+        assert fixed.window_s == 30 and normalize_transcript(fixed.text) == "turn on the living room lamp"
+        assert len(again()) == 1 and "ramla" in again()[0].detail.lower()
+
+        order = asr.transcribe(coffee, window_s=10)
+        assert "americano" in normalize_transcript(order.text) and not controller.rescorer.worth_hearing_again(rec.text_of(order))
+        assert await rec._hear_again(order, coffee, 1) is order
+        assert await rec.second_pass(rec.text_of(order), coffee, 1) == rec.text_of(order)
+        assert len(again()) == 1  # the question was not heard a second or third time
     finally:
         await controller.close()
 

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 from rapidfuzz import fuzz
 
 from ..home import normalize
+from ..home.text import singular
+from ..home.vocabulary import KIND_WORDS
 from ..speech.asr import is_loop
 from .clarify import choose
 from .followup import resolve_follow_up
@@ -30,6 +32,20 @@ __all__ = ["TranscriptRescorer"]
 
 NAME_NEAR = 60.0
 """rapidfuzz ratio a name needs against some words of the first transcript to be biased towards."""
+
+SOUNDS_LIKE_NAME = 75.0
+"""rapidfuzz ratio some words of a transcript need against a device or area name for the transcript
+to be worth recognising again: misheard names score 73–95 ("peter" for "heater", "dibrigation valve"
+for "irrigation valve"); questions for the LLM score up to 67 against a home's names by chance
+("of france" / "office"), measured on the turn benchmark's questions."""
+
+TOOL_WORDS = frozenset("""
+turn switch dim brighten lock unlock open close shut mute unmute pause resume louder quieter warmer cooler brighter dimmer darker
+off lamp timer alarm remind reminder minute second hour note shopping add temperature degree percent brightness volume
+""".split())
+"""Words (singular) of requests to the home's tools besides its device kinds (:data:`~assistant.home.vocabulary.KIND_WORDS`):
+a transcript with none of them and no near device or area name is a question for the LLM, not a
+misheard command, and is not worth recognising again."""
 
 
 class TranscriptRescorer:
@@ -67,11 +83,24 @@ class TranscriptRescorer:
                 return True
         return False
 
-    def names_for(self, text: str) -> list[str]:
-        """The few device and area names a second pass should favour ([] when ``text`` is understood)."""
+    def worth_hearing_again(self, text: str) -> bool:
+        """Whether ``text`` may be a misheard home or tool request: no tier below the LLM understands
+        it, and it has a device-kind or tool word ("lamp", "blinds", "timer", "unlock") or words that
+        sound like one of the home's device or area names. "What is the capital of France?" is not:
+        the LLM takes it as heard, without a second recognition (~0.5 s on a Pi-class CPU)."""
+        if not normalize(text) or self.understands(text):
+            return False
+        words = [singular(w) for w in normalize(text).split()]
+        grams = {" ".join(words[i : i + n]) for n in (1, 2, 3) for i in range(len(words) - n + 1)}
+        if grams & (TOOL_WORDS | KIND_WORDS.keys()) or words[-1:] == ["on"]:  # "… off", "… on": a command's shape
+            return True
+        return any(score >= SOUNDS_LIKE_NAME for score in self._near_names(text).values())
+
+    def _near_names(self, text: str) -> dict[str, float]:
+        """Device and area names that sound like some words of ``text`` → their best rapidfuzz ratio."""
         home = self.router.registry.service("home")
-        if home is None or self.understands(text):
-            return []
+        if home is None:
+            return {}
         snap = home.snapshot()
         words = normalize(text).split()
         grams = {" ".join(words[i : i + n]) for n in range(1, 5) for i in range(len(words) - n + 1)}
@@ -84,6 +113,15 @@ class TranscriptRescorer:
             best = max((fuzz.ratio(key, g) for g in grams if abs(len(g.split()) - len(key.split())) <= 1), default=0.0)
             if best >= NAME_NEAR:
                 scored[name] = max(scored.get(name, 0.0), best)
+        return scored
+
+    def names_for(self, text: str) -> list[str]:
+        """The few device and area names a second pass should favour ([] when ``text`` is
+        understood or is not worth hearing again, :meth:`worth_hearing_again`)."""
+        if not self.worth_hearing_again(text):
+            return []
+        snap = self.router.registry.service("home").snapshot()
+        scored = self._near_names(text)
         out = [n for n, _ in sorted(scored.items(), key=lambda kv: -kv[1])][: self.limit // 2 + 1]
         area = next((a for a in snap.areas if self.area and normalize(a.name) == normalize(self.area)), None)
         if area is not None:
