@@ -115,6 +115,44 @@ def test_short_encoder_window_hears_real_commands_as_the_full_window_does(asr, f
     assert r.window_s == 30 and "americano" in normalize_transcript(r.text)
 
 
+def test_short_window_returns_the_beam_searchs_other_hypotheses(asr, fixtures_dir):
+    """Distinct word sequences only (most beams differ from the transcript in case or punctuation)."""
+    r = asr.transcribe(read_audio(fixtures_dir / "audio" / "wfw_turn_on_the_living_room_lamp.wav"), window_s=10)
+    assert r.alternatives and len(r.alternatives) <= asr.config.beam_size - 1
+    gaps = [gap for _t, gap in r.alternatives]
+    assert all(g >= 0 for g in gaps) and gaps == sorted(gaps)
+    assert all(normalize_transcript(t) != normalize_transcript(r.text) for t, _g in r.alternatives)
+    assert len({normalize_transcript(t) for t, _g in r.alternatives}) == len(r.alternatives)
+    assert asr.transcribe(np.zeros(2 * SAMPLE_RATE, dtype=np.int16), window_s=10).alternatives == ()
+
+
+async def test_an_understood_beam_hypothesis_is_taken_when_the_top_one_is_not(config):
+    """Whisper's candidates rescored against the home's grammar: "Walk the door." (heard for "Lock
+    the door.") is not understood, its close alternative is; a far one is not taken, nor any
+    alternative of a transcript that is understood or of one the LLM should answer."""
+    from assistant.app import build_controller
+    from assistant.engine.recognizer import Recognizer
+    from assistant.speech.asr import AsrResult
+
+    controller = await build_controller(config, EventBus(), llm=False)
+    try:
+        rec = Recognizer(None, config.asr, EventBus(), ["hey jarvis"], rescorer=controller.rescorer)
+        margin = config.asr.n_best_margin
+        heard = AsrResult("Walk the living room lamp.", 1.5, 0.0, 10, alternatives=(("Walk the living room lamp!", 0.01), ("Turn on the living room lamp.", margin / 2)))
+        chosen = rec.choose_hypothesis(heard)
+        assert chosen.text == "Turn on the living room lamp." and chosen.instead_of == "Walk the living room lamp."
+        far = AsrResult("Walk the living room lamp.", 1.5, 0.0, 10, alternatives=(("Turn on the living room lamp.", margin * 2),))
+        assert rec.choose_hypothesis(far) is far
+        understood = AsrResult("Turn off the living room lamp.", 1.5, 0.0, 10, alternatives=(("Turn on the living room lamp.", 0.01),))
+        assert rec.choose_hypothesis(understood) is understood
+        question = AsrResult("Who wrote Romeo and Juliet?", 1.5, 0.0, 10, alternatives=(("Who wrote Romeo and Juliet.", 0.01),))
+        assert rec.choose_hypothesis(question) is question
+        off = Recognizer(None, config.asr.model_copy(update={"n_best_margin": 0.0}), EventBus(), ["hey jarvis"], rescorer=controller.rescorer)
+        assert off.choose_hypothesis(heard) is heard
+    finally:
+        await controller.close()
+
+
 async def test_a_misheard_home_request_is_recognised_again_with_the_full_window_and_a_question_is_not(config, asr, fixtures_dir):
     """Short-window transcripts: understood → kept; a home request nothing understands (the real
     slip: "Turn on the Livy Ramla.") → heard again with the full window and acted on; a

@@ -12,11 +12,14 @@
   reads a short encoder window (``asr.window_s``, :mod:`assistant.speech.asr`; ~3× faster, a
   little less accurate), then Whisper's full 30 s window, then the full window biased with a few
   names (:mod:`assistant.controller.rescore`). A question for the LLM goes on as first heard.
+  When none of those is understood, the first understood hypothesis of the short window's beam
+  search within ``asr.n_best_margin`` is taken (:meth:`Recognizer.choose_hypothesis`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from typing import TYPE_CHECKING, Protocol, Sequence
 
@@ -124,6 +127,18 @@ class Recognizer:
         task.add_done_callback(chain)
         return task
 
+    def choose_hypothesis(self, result: AsrResult) -> AsrResult:
+        """Blocking: ``result``, or, when nothing below the LLM understands it, a copy holding the first
+        of its alternatives within ``asr.n_best_margin`` that is understood (``instead_of`` keeps the
+        top hypothesis): Whisper's candidates rescored against the home's grammar."""
+        margin = self.config.n_best_margin
+        if self.rescorer is None or not margin or not result.alternatives or self.rescorer.understands(self.text_of(result)):
+            return result
+        for text, gap in result.alternatives:
+            if gap <= margin and self.rescorer.understands(self.text_of(dataclasses.replace(result, text=text))):
+                return dataclasses.replace(result, text=text, instead_of=result.text)
+        return result
+
     def _spec_task(self) -> asyncio.Future | None:
         return self._spec[1] if self._spec is not None else None
 
@@ -201,9 +216,16 @@ class Recognizer:
         waited_ms = (time.perf_counter() - t0) * 1000.0
         self.bus.emit(StageTiming(stage="asr", ms=round(waited_ms, 2), turn=turn, detail=(
             f"{'speculative, ' if spec is not None else ''}compute {result.compute_ms:.0f} ms, rtf {result.real_time_factor:.3f}, "
-            f"{result.audio_s:.2f} s audio, {result.window_s:g} s window")))
+            f"{result.audio_s:.2f} s audio, {result.window_s:g} s window"
+            )))
+        first = result
         result = await self._hear_again(result, utt.audio, turn, full)
         text = await self.second_pass(strip_wake_phrase(result.text, self.wake_phrases), utt.audio, turn)
+        if first.alternatives and self.rescorer is not None and text and not await asyncio.to_thread(self.rescorer.understands, text):
+            chosen = await asyncio.to_thread(self.choose_hypothesis, first)
+            if chosen is not first:
+                self.bus.emit(StageTiming(stage="asr_n_best", ms=0.0, turn=turn, detail=f"{self.text_of(chosen)!r} (beam hypothesis) instead of {text!r}"))
+                return self.text_of(chosen), chosen
         return text, result
 
     async def _hear_again(self, result: AsrResult, audio: np.ndarray, turn: int | None, started: asyncio.Future | None = None) -> AsrResult:

@@ -15,7 +15,7 @@ from ..events import Event, StageTiming, ToolCallFinished, TurnFinished
 
 __all__ = ["STAGE_ORDER", "TurnTimings"]
 
-STAGE_ORDER = ("wake", "verify", "endpoint", "turn_detect", "asr", "asr_full_window", "asr_second_pass", "fast_path", "tolerant", "llm_first_token", "llm",
+STAGE_ORDER = ("wake", "verify", "endpoint", "turn_detect", "asr", "asr_full_window", "asr_second_pass", "asr_n_best", "fast_path", "tolerant", "llm_first_token", "llm",
                "remote", "tool", "tts_first_audio", "tts", "first_audio")
 """The order stages are shown in (the order a turn goes through them)."""
 

@@ -54,6 +54,11 @@ class AsrResult:
     """Wall time of the recognition, ms."""
     window_s: float = 30.0
     """Seconds of audio the encoder read (30: Whisper's full window)."""
+    alternatives: tuple[tuple[str, float], ...] = ()
+    """The beam search's other hypotheses (short window only), best first, each with how far its
+    log-probability per token is below the transcript's (≥ 0)."""
+    instead_of: str = ""
+    """Set when ``text`` is one of the alternatives, chosen over the top hypothesis (which this holds)."""
 
     @property
     def real_time_factor(self) -> float:
@@ -120,6 +125,7 @@ class SpeechRecognizer:
             The normalised text ("" when nothing was said), timings and the window used.
         """
         t0 = time.perf_counter()
+        alternatives: list[tuple[str, float]] = []
         x = audio.astype(np.float32) / 32768.0 if audio.dtype == np.int16 else audio.astype(np.float32)
         prompt = self.config.initial_prompt if initial_prompt is None else initial_prompt
         window = self.config.window_s if window_s is None else window_s
@@ -127,7 +133,7 @@ class SpeechRecognizer:
         if not hotwords and 0 < window < FULL_WINDOW_S and audio_s <= window - 0.5:
             if self._short is None:
                 self._short = _ShortWindow(self._model)
-            parts = self._short.transcribe(x, window, prompt or None, self.config.beam_size)
+            parts, alternatives = self._short.transcribe(x, window, prompt or None, self.config.beam_size)
         else:
             window = FULL_WINDOW_S
             segments, _info = self._model.transcribe(
@@ -147,7 +153,14 @@ class SpeechRecognizer:
             if hotwords or prompt:
                 return self.transcribe(audio, initial_prompt="", window_s=window)  # the biasing started the loop: once more without it
             text = collapse_loops(text)
-        return AsrResult(text=text, audio_s=audio_s, compute_ms=(time.perf_counter() - t0) * 1000.0, window_s=window)
+        seen = {normalize_transcript(text)}
+        alts = []
+        for a, gap in alternatives:  # most beams differ only in case or punctuation
+            key = normalize_transcript(a)
+            if key and key not in seen and not is_loop(a):
+                seen.add(key)
+                alts.append((a, gap))
+        return AsrResult(text=text, audio_s=audio_s, compute_ms=(time.perf_counter() - t0) * 1000.0, window_s=window, alternatives=tuple(alts))
 
 
 _SHORT_NO_SPEECH_SURE = 0.95
@@ -178,7 +191,8 @@ class _ShortWindow:
         # an instance of our own: faster-whisper's changes its window when asked for another length
         self.features = FeatureExtractor(feature_size=model.feature_extractor.mel_filters.shape[0])
 
-    def transcribe(self, x: np.ndarray, window_s: float, prompt: str | None, beam_size: int) -> list[str]:
+    def transcribe(self, x: np.ndarray, window_s: float, prompt: str | None, beam_size: int) -> tuple[list[str], list[tuple[str, float]]]:
+        """(the transcript's parts, the other beam hypotheses with their log-probability gap to it)."""
         import ctranslate2  # noqa: PLC0415
 
         frames = int(window_s * 100)
@@ -188,13 +202,15 @@ class _ShortWindow:
         previous = self.tokenizer.encode(" " + prompt.strip()) if prompt else []
         tokens = self.model.get_prompt(self.tokenizer, previous, without_timestamps=True)
         budget = len(tokens) + 12 + int(self.TOKENS_PER_S * x.shape[0] / SAMPLE_RATE)
-        result = self.model.model.generate(encoded, [tokens], beam_size=beam_size, max_length=min(448, budget), suppress_blank=True,
-                                           suppress_tokens=self.suppress, return_scores=True, return_no_speech_prob=True)[0]
-        ids = [t for t in result.sequences_ids[0] if t < self.tokenizer.eot]
-        avg_logprob = result.scores[0] * len(ids) / (len(ids) + 1)  # faster-whisper's measure (length penalty 1)
+        result = self.model.model.generate(encoded, [tokens], beam_size=beam_size, num_hypotheses=beam_size, max_length=min(448, budget),
+                                           suppress_blank=True, suppress_tokens=self.suppress, return_scores=True, return_no_speech_prob=True)[0]
+        hyps = [drop_restart(self.tokenizer.decode([t for t in seq if t < self.tokenizer.eot])).strip() for seq in result.sequences_ids]
+        n = sum(t < self.tokenizer.eot for t in result.sequences_ids[0])
+        avg_logprob = result.scores[0] * n / (n + 1)  # faster-whisper's measure (length penalty 1)
         if result.no_speech_prob > _NO_SPEECH_PROB and (avg_logprob < _LOGPROB_FLOOR or result.no_speech_prob > _SHORT_NO_SPEECH_SURE):
-            return []
-        return [drop_restart(self.tokenizer.decode(ids))]
+            return [], []
+        # scores: log-probability per token (length penalty 1), best first
+        return [hyps[0]], [(t, round(result.scores[0] - score, 3)) for t, score in zip(hyps[1:], result.scores[1:])]
 
 
 def drop_restart(text: str) -> str:
