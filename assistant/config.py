@@ -212,8 +212,8 @@ class AsrConfig(_Section):
     Whisper's full window). Whisper pads everything to 30 s; a 10 s window is ~3× faster on a
     short command (tiny.en on 2 cores: 201 vs 628 ms p50) at about the same word error rate
     (17.2 % vs 17.4 % on spoken development requests under room noise) but more slips in names,
-    so a transcript nothing below the LLM understands is recognised again with the full window
-    (:mod:`assistant.speech.asr`)."""
+    so a transcript nothing below the LLM understands that may be a home or tool request is
+    recognised again with the full window (:mod:`assistant.engine.recognizer`)."""
     n_best_margin: float = Field(default=0.5, ge=0, le=10)
     """When nothing below the LLM understands an utterance even after it was heard again (full
     window, then biased), the first of the short-window beam search's other hypotheses that is
