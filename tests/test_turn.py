@@ -85,6 +85,19 @@ def test_an_incomplete_sentence_holds_the_turn():
     assert det.verdict("Tell me a joke.", 0.9, completeness=-1.0).finished  # no text model: the other signals decide
 
 
+def test_a_whole_question_ends_the_turn_without_waiting_for_the_ceiling():
+    """Nothing below the LLM understands a question; a high text completeness ends the turn at the
+    pause unless Smart Turn is nearly sure the speaker goes on; a fragment's low one does not."""
+    det = TurnDetector(None, threshold=0.5, understands=lambda t: False, min_completeness=0.03, end_completeness=0.1)
+    v = det.verdict("Who painted the Mona Lisa?", 0.3, completeness=0.4)
+    assert v.finished and v.reason == "complete_sentence"
+    assert not det.verdict("Who painted the Mona Lisa?", 0.05, completeness=0.4).finished
+    assert det.verdict("What is the capital.", 0.3, completeness=0.001).reason == "incomplete_sentence"
+    assert det.verdict("Who painted the Mona Lisa?", 0.3, completeness=0.05).reason == "prosody_unsure"
+    off = TurnDetector(None, threshold=0.5, understands=lambda t: False, min_completeness=0.03)
+    assert not off.verdict("Who painted the Mona Lisa?", 0.3, completeness=0.4).finished
+
+
 @pytest.fixture(scope="module")
 def text_model(session_config) -> TextCompleteness:
     return TextCompleteness(model_store(session_config).resolve("smollm2-135m-instruct", "llm"))

@@ -216,8 +216,7 @@ class Recognizer:
         waited_ms = (time.perf_counter() - t0) * 1000.0
         self.bus.emit(StageTiming(stage="asr", ms=round(waited_ms, 2), turn=turn, detail=(
             f"{'speculative, ' if spec is not None else ''}compute {result.compute_ms:.0f} ms, rtf {result.real_time_factor:.3f}, "
-            f"{result.audio_s:.2f} s audio, {result.window_s:g} s window"
-            )))
+            f"{result.audio_s:.2f} s audio, {result.window_s:g} s window")))
         first = result
         result = await self._hear_again(result, utt.audio, turn, full)
         text = await self.second_pass(strip_wake_phrase(result.text, self.wake_phrases), utt.audio, turn)

@@ -82,7 +82,8 @@ class TurnVerdict:
     probability: float
     """Smart Turn's probability that the speaker has finished (-1 when it did not run)."""
     reason: str
-    """``"understood"``, ``"prosody"``, ``"no_words"``, ``"unfinished_words"``, ``"prosody_unsure"``."""
+    """``"understood"``, ``"complete_sentence"``, ``"prosody"``, ``"no_words"``, ``"unfinished_words"``,
+    ``"incomplete_sentence"``, ``"prosody_unsure"``."""
     compute_ms: float
     """Smart Turn's compute time."""
 
@@ -197,7 +198,8 @@ class TurnDetector:
     2. the words end where a request cannot (:func:`ends_unfinished`), or the text model finds the
        sentence unlikely to end there (completeness < ``min_completeness``) → not finished;
     3. a tier below the LLM understands the words (``understands``: the templates, the tolerant
-       matcher, an answer to the question asked) → finished, unless Smart Turn is nearly sure the
+       matcher, an answer to the question asked), or the text model finds them a whole sentence
+       (completeness ≥ ``end_completeness``) → finished, unless Smart Turn is nearly sure the
        speaker goes on (p < ``threshold`` / 5);
     4. otherwise Smart Turn decides: p ≥ ``threshold`` → finished.
 
@@ -207,15 +209,17 @@ class TurnDetector:
         understands: Whether the router would act on a transcript without the LLM (None: unknown).
         text_model: Scores how complete the transcript is as a sentence (None: not used).
         min_completeness: Below this completeness the turn goes on.
+        end_completeness: At or above this completeness the words say the turn is over (0: never).
     """
 
     def __init__(self, model: SmartTurn | None, threshold: float = 0.5, understands=None, text_model: TextCompleteness | None = None,
-                 min_completeness: float = 0.03) -> None:
+                 min_completeness: float = 0.03, end_completeness: float = 0.0) -> None:
         self.model = model
         self.threshold = threshold
         self.understands = understands
         self.text_model = text_model
         self.min_completeness = min_completeness
+        self.end_completeness = end_completeness
 
     def verdict(self, text: str | None, probability: float = -1.0, compute_ms: float = 0.0, completeness: float = -1.0) -> TurnVerdict:
         """The verdict for a pause, from its transcript, Smart Turn's probability and the text's completeness.
@@ -235,6 +239,8 @@ class TurnDetector:
                 return TurnVerdict(False, probability, "incomplete_sentence", compute_ms)
             if self.understands is not None and self.understands(text) and (probability < 0 or probability >= self.threshold / 5):
                 return TurnVerdict(True, probability, "understood", compute_ms)
+            if self.end_completeness and completeness >= self.end_completeness and (probability < 0 or probability >= self.threshold / 5):
+                return TurnVerdict(True, probability, "complete_sentence", compute_ms)
         if probability >= self.threshold:
             return TurnVerdict(True, probability, "prosody", compute_ms)
         return TurnVerdict(False, probability, "prosody_unsure", compute_ms)
