@@ -35,9 +35,10 @@ NAME_NEAR = 60.0
 
 SOUNDS_LIKE_NAME = 75.0
 """rapidfuzz ratio some words of a transcript need against a device or area name for the transcript
-to be worth recognising again: misheard names score 73–95 ("peter" for "heater", "dibrigation valve"
-for "irrigation valve"); questions for the LLM score up to 67 against a home's names by chance
-("of france" / "office"), measured on the turn benchmark's questions."""
+to be worth recognising again: a near miss such as "dibrigation valve" for "irrigation valve" scores
+91; the turn benchmark's 20 questions for the LLM score at most 67 against the default home's names
+by chance ("of france" / "office"). A looser slip ("peter" for "heater", 73) is caught only by its
+other words ("peter off": "off")."""
 
 TOOL_WORDS = frozenset("""
 turn switch dim brighten lock unlock open close shut mute unmute pause resume louder quieter warmer cooler brighter dimmer darker
@@ -88,13 +89,18 @@ class TranscriptRescorer:
         it, and it has a device-kind or tool word ("lamp", "blinds", "timer", "unlock") or words that
         sound like one of the home's device or area names. "What is the capital of France?" is not:
         the LLM takes it as heard, without a second recognition (~0.5 s on a Pi-class CPU)."""
-        if not normalize(text) or self.understands(text):
-            return False
-        words = [singular(w) for w in normalize(text).split()]
+        return self._assess(text)[0]
+
+    def _assess(self, text: str) -> tuple[bool, dict[str, float]]:
+        """(:meth:`worth_hearing_again`, the near names of :meth:`_near_names`: {} when not worth it)."""
+        key = normalize(text)
+        if not key or self.understands(text):
+            return False, {}
+        near = self._near_names(text)
+        words = [singular(w) for w in key.split()]
         grams = {" ".join(words[i : i + n]) for n in (1, 2, 3) for i in range(len(words) - n + 1)}
-        if grams & (TOOL_WORDS | KIND_WORDS.keys()) or words[-1:] == ["on"]:  # "… off", "… on": a command's shape
-            return True
-        return any(score >= SOUNDS_LIKE_NAME for score in self._near_names(text).values())
+        worth = bool(grams & (TOOL_WORDS | KIND_WORDS.keys())) or words[-1:] == ["on"] or any(v >= SOUNDS_LIKE_NAME for v in near.values())
+        return worth, near if worth else {}
 
     def _near_names(self, text: str) -> dict[str, float]:
         """Device and area names that sound like some words of ``text`` → their best rapidfuzz ratio."""
@@ -118,10 +124,10 @@ class TranscriptRescorer:
     def names_for(self, text: str) -> list[str]:
         """The few device and area names a second pass should favour ([] when ``text`` is
         understood or is not worth hearing again, :meth:`worth_hearing_again`)."""
-        if not self.worth_hearing_again(text):
+        worth, scored = self._assess(text)
+        if not worth:
             return []
         snap = self.router.registry.service("home").snapshot()
-        scored = self._near_names(text)
         out = [n for n, _ in sorted(scored.items(), key=lambda kv: -kv[1])][: self.limit // 2 + 1]
         area = next((a for a in snap.areas if self.area and normalize(a.name) == normalize(self.area)), None)
         if area is not None:

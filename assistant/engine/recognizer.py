@@ -129,14 +129,14 @@ class Recognizer:
 
     def choose_hypothesis(self, result: AsrResult) -> AsrResult:
         """Blocking: ``result``, or, when nothing below the LLM understands it, a copy holding the first
-        of its alternatives within ``asr.n_best_margin`` that is understood (``instead_of`` keeps the
-        top hypothesis): Whisper's candidates rescored against the home's grammar."""
+        of its alternatives within ``asr.n_best_margin`` that is understood: Whisper's candidates
+        rescored against the home's grammar."""
         margin = self.config.n_best_margin
         if self.rescorer is None or not margin or not result.alternatives or self.rescorer.understands(self.text_of(result)):
             return result
         for text, gap in result.alternatives:
-            if gap <= margin and self.rescorer.understands(self.text_of(dataclasses.replace(result, text=text))):
-                return dataclasses.replace(result, text=text, instead_of=result.text)
+            if gap <= margin and self.rescorer.understands(strip_wake_phrase(text, self.wake_phrases)):
+                return dataclasses.replace(result, text=text)
         return result
 
     def _spec_task(self) -> asyncio.Future | None:

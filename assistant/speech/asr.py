@@ -57,8 +57,6 @@ class AsrResult:
     alternatives: tuple[tuple[str, float], ...] = ()
     """The beam search's other hypotheses (short window only), best first, each with how far its
     log-probability per token is below the transcript's (≥ 0)."""
-    instead_of: str = ""
-    """Set when ``text`` is one of the alternatives, chosen over the top hypothesis (which this holds)."""
 
     @property
     def real_time_factor(self) -> float:
