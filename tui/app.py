@@ -211,7 +211,11 @@ class JarvisApp(App):
         w.set_classes(state)
 
     def _poll_level(self) -> None:
-        self.main_screen.query_one(LevelMeter).set_level(self.session.level_dbfs)
+        try:
+            meter = self.main_screen.query_one(LevelMeter)
+        except NoMatches:  # the app is closing: its widgets are gone before the interval stops
+            return
+        meter.set_level(self.session.level_dbfs)
 
     # ------------------------------------------------------------------ panels
 
