@@ -167,7 +167,10 @@ class JarvisApp(App):
         while True:
             event = await queue.get()
             self.timings(event)
-            self.on_assistant_event(event)
+            try:
+                self.on_assistant_event(event)
+            except NoMatches:  # an event arriving while the app closes: the panels are gone
+                return
 
     @work(group="voice")
     async def voice_loop(self) -> None:
