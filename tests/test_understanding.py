@@ -112,6 +112,35 @@ def test_answers_that_pick_by_room():
     assert choose("the garage", labels) is None
 
 
+def test_recogniser_slips_of_a_state_question_and_of_add_are_understood():
+    """Whisper hears "is the garage door open" as "It's the garage door open." (which opened the
+    garage door) and "add" as "and": a statement of a device's state is answered as the question it
+    was, and "and X to <a list of this home>" adds X."""
+    from benchmarks.nlu import HomeRunner
+
+    async def go():
+        runner = HomeRunner("family_house.yaml", "Living Room")
+        await runner.start()
+        try:
+            runner.reset({})
+            before = {e.id: (e.state, e.attributes) for e in runner.home.snapshot().entities}
+            reply, route = await runner.say("It's the garage door open.")
+            after = {e.id: (e.state, e.attributes) for e in runner.home.snapshot().entities}
+            assert after == before, "a question changed the home"
+            assert route == "tolerant" and reply.startswith("No") and "closed" in reply
+            runner.reset({})  # a new conversation: right after a question "and …" continues it
+            reply, _ = await runner.say("and mow the lawn to chores.")
+            chores = runner.states()["todo.chores"]
+            assert "mow the lawn" in [i["summary"].lower() for i in chores.attributes["items"]], reply
+            runner.reset({})
+            await runner.say("and the lamp to 50")  # no list called "50": not a list item
+            assert runner.home.calls == [("light.living_room_lamp", "turn_on", {"brightness_pct": 50})]
+        finally:
+            await runner.close()
+
+    asyncio.run(go())
+
+
 # ---------------------------------------------------------------------------- the development set and the held-aside split
 
 

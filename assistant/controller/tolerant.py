@@ -68,6 +68,9 @@ _SLIPS = [
     (re.compile(r"^(?:turned|turns) (on|off)\b"), r"turn \1"),
     (re.compile(r"^(?:and|an|ad|at) (?=.+ (?:to|on) (?:my|the|our) )"), "add "),  # "add X to my tasks" heard as "and X to my tasks"
     (re.compile(r"^(?:lock it up)$"), "lock up"),
+    # "is the garage door open" heard as "it's the garage door open": a statement of a device's state
+    # is no command (it turned the garage door on), so it is taken as the question it was
+    (re.compile(r"^(?:it is|its|it s) (?=(?:the|my|our|all|any|every) .+ (?:on|off|open|opened|closed|shut|locked|unlocked|running|playing|docked|cleaning|charging)$)"), "is "),
 ]
 
 
@@ -358,6 +361,8 @@ class TolerantMatcher:
     _ADD = [
         re.compile(r"^(?:add|put|stick|write|pop|throw|include)(?: down)? (?P<item>.+?) (?:to|on|onto|in|into) (?:my |the |our )?(?P<list>.+?)(?: list)?$"),
         re.compile(r"^(?:add|put) (?:to|on) (?:my |the |our )?(?P<list>.+?)(?: list)?:? (?P<item>.+)$"),
+        # "add" heard as "and"/"at": only with a list this home has ("and mow the lawn to chores")
+        re.compile(r"^(?:and|an|ad|at) (?P<item>.+?) (?:to|onto) (?:my |the |our )?(?P<list>.+?)(?: list)?$"),
         re.compile(r"^(?:we|i) (?:need|are out of|re out of|ran out of|have run out of|need to buy|need more) (?P<item>.+?)$"),
         re.compile(r"^(?:remind me to buy|buy) (?P<item>.+?)$"),
         re.compile(r"^(?:add|put) (?P<item>.+?)$"),
