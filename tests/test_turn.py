@@ -57,6 +57,8 @@ def smart_turn(session_config) -> SmartTurn:
     ("turn on the", True), ("set the kitchen light to", True), ("turn off the lamp and", True), ("what's the", True),
     ("um", True), ("", True), ("turn it on", False), ("turn on the kitchen light", False), ("yes please", False),
     ("set a timer for five minutes", False), ("what's the weather", False), ("turn on the living room,", True),
+    # Whisper writes numbers as digits: "to 50%" ends on the number, not on "to"
+    ("Set the kitchen light to 50%.", False), ("Set the thermostat to 21.", False), ("What do bees make?", False), ("could you make", True),
 ])
 def test_words_that_cannot_end_a_request(text, unfinished):
     assert ends_unfinished(text) is unfinished

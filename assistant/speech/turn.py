@@ -62,13 +62,20 @@ a request or an answer ("please", "it", "no", "I do") are left out: a wrong "unf
 waits for the ceiling, a wrong "finished" cuts the speaker off."""
 
 
+_VERBS = frozenset("turn switch set put make dim brighten".split())
+_WH_QUESTION = re.compile(r"^\W*(?:what|which|who|whom|how|where|when)\b", re.IGNORECASE)
+
+
 def ends_unfinished(text: str) -> bool:
-    """True when ``text`` stops where a request cannot end ("turn on the", "set the heat to")."""
-    words = re.findall(r"[a-z']+", text.lower())
+    """True when ``text`` stops where a request cannot end ("turn on the", "set the heat to").
+
+    Numbers are words ("set it to 50%" ends on "50%", Whisper's digits), and a question that
+    fronts its object may end on its verb ("what do bees make?")."""
+    words = re.findall(r"[a-z0-9'%]+", text.lower())
     if not words:
         return True
     last = words[-1]
-    if last in DANGLING_WORDS:
+    if last in DANGLING_WORDS and not (last in _VERBS and _WH_QUESTION.match(text)):
         return True
     return bool(text.rstrip().endswith(("-", ",", "...", "…")))
 
