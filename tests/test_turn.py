@@ -59,6 +59,9 @@ def smart_turn(session_config) -> SmartTurn:
     ("set a timer for five minutes", False), ("what's the weather", False), ("turn on the living room,", True),
     # Whisper writes numbers as digits: "to 50%" ends on the number, not on "to"
     ("Set the kitchen light to 50%.", False), ("Set the thermostat to 21.", False), ("What do bees make?", False), ("could you make", True),
+    # Whisper's stand-ins for a dangling "the" at a pause
+    ("Turn on that.", True), ("Open them.", True), ("Switch off then.", True), ("Set a timer for it.", True), ("What time is it?", False),
+    ("Turn it off.", False),
 ])
 def test_words_that_cannot_end_a_request(text, unfinished):
     assert ends_unfinished(text) is unfinished
@@ -81,10 +84,28 @@ def test_verdict_combines_words_and_prosody():
 
 def test_an_incomplete_sentence_holds_the_turn():
     det = TurnDetector(None, threshold=0.5, understands=lambda t: True, min_completeness=0.03)
-    v = det.verdict("Turn on that.", 0.9, completeness=0.01)  # Whisper's "completion" of "turn on the"
+    v = det.verdict("Set the kitchen light tube.", 0.9, completeness=0.023)  # Whisper's "completion" of "set the kitchen light to"
     assert not v.finished and v.reason == "incomplete_sentence"
     assert det.verdict("Tell me a joke.", 0.9, completeness=0.1).finished
     assert det.verdict("Tell me a joke.", 0.9, completeness=-1.0).finished  # no text model: the other signals decide
+
+
+def test_an_unfinished_alternative_holds_the_turn(asr, fixtures_dir):
+    """A real recording of "turn on the living room lamp" cut after "turn on the l…": Whisper
+    writes "turn on the left", and its beam search has "turn on the" close behind; that holds the
+    turn. The whole recording has no such alternative and ends it."""
+    lamp = clip("wfw_turn_on_the_living_room_lamp.wav")
+    det = TurnDetector(None, threshold=0.5, understands=lambda t: True, alternative_margin=0.75)
+    cut = asr.transcribe(np.concatenate([lamp[: int(0.75 * SAMPLE_RATE)], np.zeros(4160, np.int16)]))
+    assert not ends_unfinished(cut.text), cut.text
+    assert any(ends_unfinished(a) and gap <= 0.75 for a, gap in cut.alternatives), cut.alternatives
+    v = det.verdict(cut.text, 0.9, alternatives=cut.alternatives)
+    assert not v.finished and v.reason == "unfinished_alternative"
+    assert det.verdict(cut.text, 0.9).finished  # without the alternatives it would have cut the speaker off
+    whole = asr.transcribe(np.concatenate([lamp, np.zeros(4160, np.int16)]))
+    assert det.verdict(whole.text, 0.9, alternatives=whole.alternatives).finished
+    off = TurnDetector(None, threshold=0.5, understands=lambda t: True)
+    assert off.verdict(cut.text, 0.9, alternatives=cut.alternatives).finished
 
 
 def test_a_whole_question_ends_the_turn_without_waiting_for_the_ceiling():

@@ -20,6 +20,7 @@ from typing import Awaitable, Callable
 
 from ..bus import EventBus
 from ..events import StageTiming
+from ..speech.asr import strip_wake_phrase
 from ..speech.endpoint import Pause, UtteranceEnd
 from ..speech.listener import Listener, ListenerMode
 from ..speech.turn import TurnDetector, TurnVerdict, ends_unfinished
@@ -55,15 +56,18 @@ class EndOfTurn:
         model = self.detector.model
         prosody = asyncio.ensure_future(asyncio.to_thread(model.probability, audio)) if model is not None else None
         text = None
+        alternatives: tuple[tuple[str, float], ...] = ()
         if self.recognizer is not None:
             with contextlib.suppress(Exception):  # no transcript: prosody alone decides
-                text = self.recognizer.text_of(await asyncio.shield(self.recognizer.speculate_now(ep)))  # the final transcript may reuse it
+                heard = await asyncio.shield(self.recognizer.speculate_now(ep))  # the final transcript may reuse it
+                text = self.recognizer.text_of(heard)
+                alternatives = tuple((strip_wake_phrase(alt, self.recognizer.wake_phrases), gap) for alt, gap in heard.alternatives)
         completeness = -1.0
         if text and self.detector.text_model is not None and re.search(r"[^\W\d_]", text) and not ends_unfinished(text):
             with contextlib.suppress(Exception):  # no score: the other signals decide
                 completeness, _ = await asyncio.to_thread(self.detector.text_model.score, text)
         p, ms = await prosody if prosody is not None else (-1.0, 0.0)
-        verdict = self.detector.verdict(text, p, ms, completeness)
+        verdict = self.detector.verdict(text, p, ms, completeness, alternatives)
         self.verdicts.append(verdict)
         self.bus.emit(StageTiming(stage="end_of_turn", ms=round((time.perf_counter() - t0) * 1000.0, 2), turn=turn,
                                   detail=f"{'finished' if verdict.finished else 'goes on'}: {verdict.reason}, p={verdict.probability:.2f}, "

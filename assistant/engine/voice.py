@@ -151,7 +151,8 @@ class VoiceLoop:
             rescorer = recognizer.rescorer if recognizer is not None else None
             detector = TurnDetector(listener.turn_model, config.endpoint.turn_threshold, rescorer.understands if rescorer is not None else None,
                                     text_model=listener.text_model, min_completeness=config.endpoint.min_completeness,
-                                    end_completeness=config.endpoint.end_completeness)
+                                    end_completeness=config.endpoint.end_completeness,
+                                    alternative_margin=config.endpoint.unfinished_alternative_margin)
             self.end_of_turn = EndOfTurn(listener, detector, recognizer, bus)
         self._turn: _Turn | None = None
         self._turn_task: asyncio.Task | None = None

@@ -34,13 +34,14 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
 from ..audio.io import SAMPLE_RATE
 from ..errors import ModelError
 
-__all__ = ["DANGLING_WORDS", "SmartTurn", "TextCompleteness", "TurnDetector", "TurnVerdict", "ends_unfinished"]
+__all__ = ["DANGLING_WORDS", "STAND_INS", "SmartTurn", "TextCompleteness", "TurnDetector", "TurnVerdict", "ends_unfinished"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,12 @@ a request or an answer ("please", "it", "no", "I do") are left out: a wrong "unf
 waits for the ceiling, a wrong "finished" cuts the speaker off."""
 
 
+STAND_INS = frozenset("that them then there this these those".split())
+"""What Whisper writes for a dangling "the" at a pause ("Turn on that.", "Open them.", "Switch off
+then.", "close there"): a transcript ending on one is taken as unfinished. None of the 358
+development requests ends on one (a wrong "unfinished" only waits for the ceiling); "it" counts
+only after a preposition ("Set a timer for it.", "turn on the lights in it"; "what time is it" ends)."""
+_BEFORE_IT = frozenset("to of at by for with from into onto about in on".split())
 _VERBS = frozenset("turn switch set put make dim brighten".split())
 _WH_QUESTION = re.compile(r"^\W*(?:what|which|who|whom|how|where|when)\b", re.IGNORECASE)
 
@@ -69,13 +76,16 @@ _WH_QUESTION = re.compile(r"^\W*(?:what|which|who|whom|how|where|when)\b", re.IG
 def ends_unfinished(text: str) -> bool:
     """True when ``text`` stops where a request cannot end ("turn on the", "set the heat to").
 
-    Numbers are words ("set it to 50%" ends on "50%", Whisper's digits), and a question that
-    fronts its object may end on its verb ("what do bees make?")."""
+    Numbers are words ("set it to 50%" ends on "50%", Whisper's digits), a question that fronts
+    its object may end on its verb ("what do bees make?"), and Whisper's stand-ins for a dangling
+    "the" (:data:`STAND_INS`) end nothing."""
     words = re.findall(r"[a-z0-9'%]+", text.lower())
     if not words:
         return True
     last = words[-1]
     if last in DANGLING_WORDS and not (last in _VERBS and _WH_QUESTION.match(text)):
+        return True
+    if last in STAND_INS or (last == "it" and len(words) > 1 and words[-2] in _BEFORE_IT):
         return True
     return bool(text.rstrip().endswith(("-", ",", "...", "…")))
 
@@ -202,8 +212,10 @@ class TurnDetector:
     The rule, in order (measured in ``benchmarks`` section ``turn``):
 
     1. no words yet (only the wake phrase, a cough) → not finished: the request is still to come;
-    2. the words end where a request cannot (:func:`ends_unfinished`), or the text model finds the
-       sentence unlikely to end there (completeness < ``min_completeness``) → not finished;
+    2. the words end where a request cannot (:func:`ends_unfinished`), or one of the recogniser's
+       other hypotheses within ``alternative_margin`` does (Whisper "completes" a fragment: "Remind
+       me too." for "remind me to", with "Remind me to..." 0.11 behind it), or the text model finds
+       the sentence unlikely to end there (completeness < ``min_completeness``) → not finished;
     3. a tier below the LLM understands the words (``understands``: the templates, the tolerant
        matcher, an answer to the question asked), or the text model finds them a whole sentence
        (completeness ≥ ``end_completeness``) → finished, unless Smart Turn is nearly sure the
@@ -217,18 +229,22 @@ class TurnDetector:
         text_model: Scores how complete the transcript is as a sentence (None: not used).
         min_completeness: Below this completeness the turn goes on.
         end_completeness: At or above this completeness the words say the turn is over (0: never).
+        alternative_margin: How far (log-probability per token) behind the transcript an
+            alternative hypothesis ending unfinished still holds the turn open (0: never).
     """
 
     def __init__(self, model: SmartTurn | None, threshold: float = 0.5, understands=None, text_model: TextCompleteness | None = None,
-                 min_completeness: float = 0.03, end_completeness: float = 0.0) -> None:
+                 min_completeness: float = 0.03, end_completeness: float = 0.0, alternative_margin: float = 0.0) -> None:
         self.model = model
         self.threshold = threshold
         self.understands = understands
         self.text_model = text_model
         self.min_completeness = min_completeness
         self.end_completeness = end_completeness
+        self.alternative_margin = alternative_margin
 
-    def verdict(self, text: str | None, probability: float = -1.0, compute_ms: float = 0.0, completeness: float = -1.0) -> TurnVerdict:
+    def verdict(self, text: str | None, probability: float = -1.0, compute_ms: float = 0.0, completeness: float = -1.0,
+                alternatives: Sequence[tuple[str, float]] = ()) -> TurnVerdict:
         """The verdict for a pause, from its transcript, Smart Turn's probability and the text's completeness.
 
         Args:
@@ -236,12 +252,16 @@ class TurnDetector:
             probability: Smart Turn's probability that the speaker finished (-1: not computed).
             compute_ms: Smart Turn's compute time, reported in the verdict.
             completeness: :class:`TextCompleteness` score of ``text`` (-1: not computed).
+            alternatives: The recogniser's other hypotheses for the same audio, each with its
+                log-probability gap to ``text`` (:attr:`~assistant.speech.asr.AsrResult.alternatives`).
         """
         if text is not None:
             if not re.search(r"[^\W\d_]", text):  # no word at all (only the wake phrase, a cough)
                 return TurnVerdict(False, probability, "no_words", compute_ms)
             if ends_unfinished(text):
                 return TurnVerdict(False, probability, "unfinished_words", compute_ms)
+            if any(gap <= self.alternative_margin and ends_unfinished(alt) for alt, gap in alternatives):
+                return TurnVerdict(False, probability, "unfinished_alternative", compute_ms)
             if 0 <= completeness < self.min_completeness:
                 return TurnVerdict(False, probability, "incomplete_sentence", compute_ms)
             if self.understands is not None and self.understands(text) and (probability < 0 or probability >= self.threshold / 5):
