@@ -100,7 +100,7 @@ class TurnVerdict:
     """Smart Turn's probability that the speaker has finished (-1 when it did not run)."""
     reason: str
     """``"understood"``, ``"complete_sentence"``, ``"prosody"``, ``"no_words"``, ``"unfinished_words"``,
-    ``"incomplete_sentence"``, ``"prosody_unsure"``."""
+    ``"unfinished_alternative"``, ``"incomplete_sentence"``, ``"prosody_unsure"``."""
     compute_ms: float
     """Smart Turn's compute time."""
 
