@@ -100,6 +100,9 @@ def test_a_device_the_home_lacks_is_an_error_not_a_guess(family, lamps):
 
 @pytest.mark.parametrize("answer, index", [
     ("the floor lamp", 1), ("floor", 1), ("the reading one", 0), ("the first one", 0), ("the second", 1), ("reading lamp please", 0),
+    # Whisper's slips on a Piper "The floor lamp." (20 syntheses: 13 right, these among the rest)
+    ("the floor of land.", 1), ("the four lamp.", 1), ("the flaw lamp", 1), ("the reeding lamp", 0),
+    ("the lamp", None), ("the garage", None),
 ])
 def test_answers_to_which_one(answer, index):
     assert choose(answer, ["the reading lamp", "the floor lamp"], ["light.reading_lamp", "light.floor_lamp"]) == index
@@ -229,5 +232,6 @@ def test_assistant_run_asks_which_one_and_the_spoken_answer_completes_it(config,
     evs = [json.loads(line) for line in events.read_text().splitlines()]
     replies = [e["text"] for e in evs if e["type"] == "reply"]
     assert any(t.startswith("Which one") for t in replies), replies
-    assert _state(config, tmp_path, "light.floor_lamp") == "on"
+    heard = [(e["type"], e.get("text") or e.get("reason") or e.get("state") or "") for e in evs if e["type"] not in ("audio_level",)]
+    assert _state(config, tmp_path, "light.floor_lamp") == "on", heard
     assert _state(config, tmp_path, "light.reading_lamp") == "off"

@@ -25,6 +25,8 @@ _ORDINALS = {"first": 0, "1st": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2, 
 _CANCEL = re.compile(r"^\s*(never ?mind|forget it|cancel|stop|nothing|neither|none of (them|those)|no(,)? (thanks|thank you)|nope)\b", re.I)
 CHOICE_MIN = 60.0
 """rapidfuzz partial ratio an answer needs against a choice's label when no word matches exactly."""
+RATIO_LEAD = 10.0
+"""When two labels tie on partial ratio, the lead in whole ratio that still picks one."""
 
 
 @dataclass
@@ -43,6 +45,34 @@ class PendingQuestion:
 def is_cancel(text: str) -> bool:
     """ "never mind", "cancel", "neither": the user drops the question."""
     return bool(_CANCEL.search(text))
+
+
+WORD_MIN = 60.0
+"""rapidfuzz ratio a misheard answer word needs against a word only one option has ("four" vs
+"floor" 67, vs "reading" 18); words of three letters or more."""
+WORD_LEAD = 20.0
+"""... and by how much it must beat every other option's closest word."""
+
+
+def _raw_words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z0-9']+", text.lower()) if w not in _STOP and len(w) >= 3}
+
+
+def _closest_distinct_word(answer: str, labels: list[str]) -> int | None:
+    """The option one of whose own words (not shared by every option) an answer word is closest to,
+    if that is within :data:`WORD_MIN` and :data:`WORD_LEAD` closer than any other option's."""
+    label_words = [_raw_words(label) for label in labels]
+    shared = set.intersection(*label_words) if label_words else set()
+    said = _raw_words(answer) - shared
+    scores = [max((fuzz.ratio(a, d) for a in said for d in ws - shared), default=0.0) for ws in label_words]
+    ranked = sorted(scores, reverse=True)
+    if ranked and ranked[0] >= WORD_MIN and (len(ranked) == 1 or ranked[0] - ranked[1] >= WORD_LEAD):
+        return scores.index(ranked[0])
+    return None
+
+
+def _content(text: str) -> str:
+    return " ".join(w for w in re.findall(r"[a-z0-9']+", text) if w not in _STOP)
 
 
 def _words(text: str) -> set[str]:
@@ -76,8 +106,19 @@ def choose(answer: str, labels: list[str], keys: list[str] | None = None) -> int
         top = max(distinct)
         if top > 0 and distinct.count(top) == 1:
             return distinct.index(top)
-    ratios = [fuzz.partial_ratio(low, normalize(label)) for label in labels]
-    best_ratio = max(ratios) if ratios else 0
-    if best_ratio >= CHOICE_MIN and ratios.count(best_ratio) == 1 and len(low) >= 3:
-        return ratios.index(best_ratio)
+        # a misheard word unique to one option: Whisper's "the four lamp" for "the floor lamp"
+        # (spelled as heard: normalising would make "four" a "4" that looks like neither)
+        idx = _closest_distinct_word(answer, labels)
+        if idx is not None:
+            return idx
+    # the words that say something: "the" in both would match "the garage" to "the reading lamp"
+    said = _content(low)
+    # best partial ratio; a tie goes to the one whose whole ratio leads by RATIO_LEAD ("flaw lamp":
+    # 71 against both, whole ratio 74 for "floor lamp" and 57 for "reading lamp")
+    scores = [(fuzz.partial_ratio(said, _content(normalize(label))), fuzz.ratio(said, _content(normalize(label)))) for label in labels]
+    ranked = sorted(scores, reverse=True)
+    if not ranked or ranked[0][0] < CHOICE_MIN or len(said) < 3:
+        return None
+    if len(ranked) == 1 or ranked[0][0] > ranked[1][0] or ranked[0][1] - ranked[1][1] >= RATIO_LEAD:
+        return scores.index(ranked[0])
     return None
