@@ -48,6 +48,26 @@ async def test_timer_fires_an_event_when_due(cfg):
         await reg.close()
 
 
+async def test_a_timer_set_from_the_tool_thread_wakes_the_scheduler_safely(cfg):
+    """Tools run in a worker thread; the scheduler sleeps on the loop (an hour, with no timers).
+    asyncio's debug mode raises on a loop call from another thread (the unsafe wake it once made)."""
+    asyncio.get_running_loop().set_debug(True)
+    bus = EventBus()
+    events = bus.record()
+    reg = await _reg(cfg, bus)
+    try:
+        await asyncio.sleep(0.1)  # the scheduler is asleep for an hour
+        out = await reg.call("timer_start", {"seconds": 1, "name": "toast"})
+        assert out.ok and out.say == "Timer set for 1 second for toast.", out
+        for _ in range(40):
+            if any(isinstance(e, TimerFired) for e in events):
+                break
+            await asyncio.sleep(0.1)
+        assert [e.name for e in events if isinstance(e, TimerFired)] == ["the toast timer"]
+    finally:
+        await reg.close()
+
+
 async def test_the_scheduler_survives_a_database_error(cfg):
     """A locked database (the storage boundary) once: the error is counted and the timer still fires."""
     import sqlite3

@@ -144,16 +144,23 @@ class Timers(Toolbox):
         self.bus = bus
         self.default_area = default_area
         self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task | None = None
+        self._closing = False
         self.clock = time.time
 
     async def start(self) -> None:
         self._wake = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
         self.errors = 0
         """Scheduler errors survived."""
+        self._closing = False
         self._task = asyncio.create_task(self._scheduler(), name="timer-scheduler")
 
     async def close(self) -> None:
+        # the flag as well as the cancel: before Python 3.12, asyncio.wait_for swallows a
+        # cancellation that lands just as the wake event is set (CPython gh-86296)
+        self._closing = True
         if self._task:
             self._task.cancel()
             try:
@@ -164,8 +171,8 @@ class Timers(Toolbox):
 
     async def _scheduler(self) -> None:
         """Fire what is due, sleep until the next; an error (a locked database, a failing
-        observer) is logged and retried a second later: the scheduler never stops."""
-        while True:
+        observer) is logged and retried a second later: the scheduler stops only on close()."""
+        while not self._closing:
             try:
                 await self._tick()
             except asyncio.CancelledError:
@@ -192,7 +199,22 @@ class Timers(Toolbox):
             pass
 
     def _changed(self) -> None:
-        self._wake.set()
+        """Wake the scheduler. Tools run in a worker thread, and an asyncio.Event may only be set
+        on its loop's thread: from elsewhere the set is handed to the loop."""
+        loop = self._loop
+        if loop is None:  # not started: nothing sleeps on the event yet
+            self._wake.set()
+            return
+        if loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._wake.set()
+        else:
+            loop.call_soon_threadsafe(self._wake.set)
 
     def snapshot(self) -> list[dict[str, Any]]:
         """Running and paused timers and alarms: label, seconds left, paused (for live views)."""
