@@ -92,20 +92,25 @@ def test_an_incomplete_sentence_holds_the_turn():
 
 def test_an_unfinished_alternative_holds_the_turn(asr, fixtures_dir):
     """A real recording of "turn on the living room lamp" cut after "turn on the l…": Whisper
-    writes "turn on the left", and its beam search has "turn on the" close behind; that holds the
-    turn. The whole recording has no such alternative and ends it."""
+    writes "turn on the left" with "turn on the" a hair behind (0.04 in log-probability), or the
+    other way round from run to run; either way the turn is held. The whole recording ends it."""
     lamp = clip("wfw_turn_on_the_living_room_lamp.wav")
     det = TurnDetector(None, threshold=0.5, understands=lambda t: True, alternative_margin=0.75)
     cut = asr.transcribe(np.concatenate([lamp[: int(0.75 * SAMPLE_RATE)], np.zeros(4160, np.int16)]))
-    assert not ends_unfinished(cut.text), cut.text
-    assert any(ends_unfinished(a) and gap <= 0.75 for a, gap in cut.alternatives), cut.alternatives
+    heard = [cut.text, *(a for a, gap in cut.alternatives if gap <= 0.75)]
+    assert any(ends_unfinished(t) for t in heard), cut
     v = det.verdict(cut.text, 0.9, alternatives=cut.alternatives)
-    assert not v.finished and v.reason == "unfinished_alternative"
-    assert det.verdict(cut.text, 0.9).finished  # without the alternatives it would have cut the speaker off
+    assert not v.finished and v.reason in ("unfinished_alternative", "unfinished_words"), (v, cut)
     whole = asr.transcribe(np.concatenate([lamp, np.zeros(4160, np.int16)]))
-    assert det.verdict(whole.text, 0.9, alternatives=whole.alternatives).finished
+    assert det.verdict(whole.text, 0.9, alternatives=whole.alternatives).finished, whole
+    # the rule itself, on the beam Whisper gave for the cut clip in most runs
+    beam = (("turn on the", 0.041), ("turn on", 1.39))
+    v = det.verdict("turn on the left", 0.9, alternatives=beam)
+    assert not v.finished and v.reason == "unfinished_alternative"
+    assert det.verdict("turn on the left", 0.9).finished  # without the alternatives it would have cut the speaker off
+    assert det.verdict("turn on the left", 0.9, alternatives=(("turn on the", 1.2),)).finished  # too far behind
     off = TurnDetector(None, threshold=0.5, understands=lambda t: True)
-    assert off.verdict(cut.text, 0.9, alternatives=cut.alternatives).finished
+    assert off.verdict("turn on the left", 0.9, alternatives=beam).finished
 
 
 def test_a_whole_question_ends_the_turn_without_waiting_for_the_ceiling():
