@@ -281,6 +281,14 @@ class Session:
         return {"wake": ", ".join(cfg.wake.models), "asr": cfg.asr.model, "llm": cfg.llm.model if cfg.llm.enabled else "off", "tts": cfg.tts.voice}
 
     @property
+    def loading(self) -> list[str]:
+        """Models still loading in the background: ``["llm"]`` while the local LLM loads and warms
+        its prompt prefix (``SessionOptions.background_llm``), else ``[]``."""
+        router = self.controller.router if self.controller is not None else None
+        task = router.local_loading if router is not None else None
+        return ["llm"] if task is not None and not task.done() else []
+
+    @property
     def level_dbfs(self) -> float:
         """The microphone's level, dBFS (-100 when there is none)."""
         return self.pipeline.level_dbfs if self.pipeline is not None else -100.0

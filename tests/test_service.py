@@ -170,6 +170,7 @@ def test_api_metrics_auth_and_bursts(svc_config, tmp_path):
         assert h["status"] == "degraded" and set(h["problems"]) & {"microphone", "voice"}, h  # this machine has no sound card
         st = svc.get("/status").json()
         assert st["models"]["asr"] == "whisper-tiny.en" and st["turns"] == 0
+        assert st["loading"] == []  # the LLM is off: nothing loads in the background
         r = svc.post("/ask", json={"text": "set the desk lamp to 30 percent"}, timeout=60).json()
         assert r["reply"] == "Set the desk lamp to 30 percent." and r["tool_calls"][0]["tool"] == "home_set_light"
         assert svc.post("/ask", json={"nope": 1}).status_code == 400
@@ -572,6 +573,7 @@ def test_corrupt_models_start_a_degraded_service_that_says_what_is_missing(confi
         health = httpx.get(svc.url + "/health", timeout=5).json()
         assert health["status"] == "degraded"
         assert {"tts", "llm"} <= set(health["problems"]), health
+        assert svc.get("/status").json()["loading"] == []  # a load that failed is not "still loading"
         r = svc.post("/ask", json={"text": "what time is it"}, timeout=60)
         assert r.status_code == 200 and r.json()["reply"].startswith("It is")
     finally:

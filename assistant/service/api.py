@@ -2,7 +2,7 @@
 
 =========================  ====================================================================
 ``GET  /health``           ``{"status": "ok" | "degraded", "state": ..., "uptime_s": ..., "problems": {part: why}}`` — never needs a token
-``GET  /status``           state, mute, models, turn count, the last turn's timings, recent errors
+``GET  /status``           state, mute, models, models still loading, turn count, the last turn's timings, recent errors
 ``GET  /events?last=N``    the most recent events (JSON list)
 ``GET  /events/stream``    events as they happen (Server-Sent Events)
 ``POST /ask``              ``{"text": "..."}`` → ``{"reply": ..., "route": ..., "tool_calls": [...]}``; when the
@@ -174,7 +174,7 @@ class ApiServer:
             "state": self.session.state, "muted": bool(pipe and pipe.muted), "turns": self.session.timings.turns, "last_turn": self.session.timings.last,
             "level_dbfs": round(self.session.level_dbfs, 1), "voice": self.session.has_voice,
             "models": {"wake": cfg.wake.models, "asr": cfg.asr.model, "tts": cfg.tts.voice, "llm": cfg.llm.model if cfg.llm.enabled else None},
-            "input": str(self.session.options.input_file or "microphone"), "load_s": round(self.session.load_s, 2),
+            "input": str(self.session.options.input_file or "microphone"), "load_s": round(self.session.load_s, 2), "loading": self.session.loading,
             "errors": list(self.errors), "uptime_s": round(time.time() - self.started_at, 1),
         })
 
