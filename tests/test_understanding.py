@@ -144,6 +144,49 @@ def test_recogniser_slips_of_a_state_question_and_of_add_are_understood():
     asyncio.run(go())
 
 
+@pytest.mark.parametrize("home, area, heard", [
+    ("@fixtures/ha-intents-tests-en/_fixtures.yaml", "", "This is the home."),  # Whisper for "is Ada home": sent the vacuum to its dock
+    ("named_like_areas.yaml", "Living Room", "Set the heating to kill."),  # "to cool": turned the heating off
+    ("family_house.yaml", "Living Room", "It's believing room lamp on"),  # "is the living room lamp on": turned it on
+])
+def test_misheard_sentences_that_are_no_command_change_nothing(home, area, heard):
+    """Whisper's slips seen in the spoken development set that were acted on: a bare "home" is not
+    "go home", "kill" is a verb only in front, "it's <a device> on" is the question "is … on"."""
+    from benchmarks.nlu import HomeRunner
+
+    async def go():
+        runner = HomeRunner(home, area)
+        await runner.start()
+        try:
+            runner.reset({})
+            before = {e.id: (e.state, e.attributes) for e in runner.home.snapshot().entities}
+            reply, _route = await runner.say(heard)
+            after = {e.id: (e.state, e.attributes) for e in runner.home.snapshot().entities}
+            assert after == before, f"{heard!r} changed the home: {reply!r}"
+            assert not runner.home.calls, runner.home.calls
+            return reply
+        finally:
+            await runner.close()
+
+    reply = asyncio.run(go())
+    if heard.startswith("It's"):
+        assert reply.startswith("No") and "off" in reply, reply  # answered as the question
+
+
+def test_all_with_a_singular_noun_is_a_misheard_name(lamps):
+    """ "all light on" is Whisper's "hall light on" (the one device whose name is that close); "all
+    lights" and "all the lights" still mean every light."""
+    res = lamps.resolve(name="all light", verb="turn_on")
+    assert _ids(res) == ["light.hall"]
+    assert len(lamps.resolve(name="all lights", verb="turn_on").entities) > 1
+    assert len(lamps.resolve(name="all the lights", verb="turn_on").entities) > 1
+
+
+def test_a_name_that_is_only_an_article_says_what_was_not_found(family):
+    res = family.resolve(name="the", verb="turn_on")
+    assert res.reason == "no_name" and res.message == "I couldn't find that device."
+
+
 # ---------------------------------------------------------------------------- the development set and the held-aside split
 
 

@@ -329,7 +329,8 @@ class EntityResolver:
         where = f" in the {res.area.name}" if res.area else (f" on the {res.floor.name}" if res.floor else "")
         if name and (found is None or found.how != "kind"):
             shown = _strip_leading(normalize(name))
-            return Resolution(reason="no_name", message=f"I couldn't find the {shown}{where}.", area=res.area, floor=res.floor)
+            said = f"the {shown}" if shown else "that device"  # a name that was only "the" ("is the home")
+            return Resolution(reason="no_name", message=f"I couldn't find {said}{where}.", area=res.area, floor=res.floor)
         what = kind_words(domains, classes, plural=True)
         if found is not None and found.how == "kind" and name:
             what = _strip_leading(normalize(name))
@@ -364,6 +365,12 @@ class EntityResolver:
     def _by_name(self, text: str, cands: list[Entity], depth: int = 0) -> _Found | None:
         raw = normalize(text)
         words = raw.split()
+        if depth == 0 and len(words) > 1 and words[0] == "all" and singular(words[-1]) == words[-1]:
+            # "all light on" is not English for all the lights: it is Whisper's "hall light" (a
+            # device name close in spelling, and only one, is what was said)
+            near = self._fuzzy(raw, cands)
+            if near is not None and len(near.entities) == 1:
+                return near
         everywhere = False
         while words and words[0] in _LEADING + _ALL:
             everywhere = everywhere or words[0] in _ALL
