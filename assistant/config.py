@@ -189,6 +189,11 @@ class EndpointConfig(_Section):
     whole requests and the turn benchmark's 62 requests (124 recognitions), none. With it and
     ``STAND_INS`` the development cut-offs fell from 19 to 6 of 60. A wrong flag only waits for
     the ceiling (0 = off)."""
+    words_decide: bool = True
+    """When the transcript at a pause settles the question alone (no words yet, words ending where a
+    request cannot, words a tier below the LLM understands), give the verdict without Smart Turn and
+    the text model (:meth:`assistant.speech.turn.TurnDetector.by_words`): a fast-path command's turn
+    ends when its transcript is ready instead of after a Smart Turn call. False: always ask both."""
     pause_ms: int = Field(default=200, ge=60, le=2000)
     """Silence after which the turn detector is asked (people answer each other ~200 ms after a turn)."""
     turn_threshold: float = Field(default=0.5, gt=0.0, lt=1.0)

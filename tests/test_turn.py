@@ -67,6 +67,21 @@ def test_words_that_cannot_end_a_request(text, unfinished):
     assert ends_unfinished(text) is unfinished
 
 
+def test_words_that_settle_the_turn_need_no_smart_turn_call():
+    """An understood command ends the turn from its words alone (no Smart Turn call at the pause);
+    unfinished words hold it; the text model's veto still holds; anything else asks Smart Turn."""
+    understood = {"turn on the kitchen light", "play some music in"}
+    det = TurnDetector(None, threshold=0.5, understands=lambda t: t.lower().strip(".?") in understood, min_completeness=0.03)
+    v = det.by_words("Turn on the kitchen light.")
+    assert v is not None and v.finished and v.reason == "understood" and v.probability == -1.0
+    assert det.by_words("Turn on the").reason == "unfinished_words"
+    assert det.by_words("").reason == "no_words"
+    v = det.by_words("Play some music in.", completeness=0.004)  # understood, but the sentence is not over
+    assert v is not None and not v.finished and v.reason == "incomplete_sentence"
+    assert det.by_words("What is the capital of France?", completeness=0.2) is None  # not understood: Smart Turn decides
+    assert det.by_words(None) is None
+
+
 def test_verdict_combines_words_and_prosody():
     understood = {"turn on the kitchen light"}
     det = TurnDetector(None, threshold=0.5, understands=lambda t: t.lower().strip(".") in understood)

@@ -153,7 +153,7 @@ class VoiceLoop:
                                     text_model=listener.text_model, min_completeness=config.endpoint.min_completeness,
                                     end_completeness=config.endpoint.end_completeness,
                                     alternative_margin=config.endpoint.unfinished_alternative_margin)
-            self.end_of_turn = EndOfTurn(listener, detector, recognizer, bus)
+            self.end_of_turn = EndOfTurn(listener, detector, recognizer, bus, words_decide=config.endpoint.words_decide)
         self._turn: _Turn | None = None
         self._turn_task: asyncio.Task | None = None
         self._answering: _Turn | None = None
