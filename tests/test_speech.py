@@ -254,6 +254,33 @@ def test_tts_round_trip_through_asr(tts, asr):
     assert first_ms > 0
 
 
+def test_a_reply_said_again_is_not_synthesised_again(config):
+    """The second time a reply is said its audio comes from the cache (the same samples, read-only);
+    the least recently used reply goes when the cache is full; long texts and a cache of 0 s are not kept."""
+    tts = load_tts(config.with_overrides({"tts.cache_s": 4.0}), model_store(config))
+    first = list(tts.synthesize("Turned on the kitchen light."))
+    assert tts.cache_hits == 0
+    again = list(tts.synthesize("Turned on the kitchen light."))
+    assert tts.cache_hits == 1 and len(again) == len(first) and all(a is b for a, b in zip(again, first))
+    with pytest.raises(ValueError):
+        again[0][0] = 1  # shared with every later hit
+    list(tts.synthesize("Turned off the hallway light."))
+    list(tts.synthesize("Set the bedroom lamp to 40 percent."))  # ~5 s of audio in all: the kitchen reply is dropped
+    list(tts.synthesize("Turned on the kitchen light."))
+    assert tts.cache_hits == 1
+    long = "The weather today is mild with a light breeze from the west, and it will stay dry until the evening, when showers may arrive from the coast."
+    list(tts.synthesize(long))
+    list(tts.synthesize(long))
+    assert tts.cache_hits == 1
+    tts.clear_cache()
+    list(tts.synthesize("Turned on the kitchen light."))
+    assert tts.cache_hits == 1
+    off = load_tts(config.with_overrides({"tts.cache_s": 0}), model_store(config))
+    list(off.synthesize("Turned on the kitchen light."))
+    list(off.synthesize("Turned on the kitchen light."))
+    assert off.cache_hits == 0
+
+
 def test_corrupt_voice_is_reported(config, tmp_path):
     voice = tmp_path / "v.onnx"
     voice.write_bytes(b"\x08garbage" * 10)

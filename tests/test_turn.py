@@ -292,6 +292,10 @@ async def test_a_home_request_nothing_understands_is_heard_again_from_the_pause_
     again = [e for e in events if isinstance(e, StageTiming) and e.stage in ("asr_full_window", "asr_second_pass")]
     assert again and all(e.turn == again[0].turn and "jacuzzi" in e.detail.lower() for e in again), [e.detail for e in again]
     assert again[0].stage == "asr_full_window" and "started at the pause" in again[0].detail, again[0].detail
+    # the words settle the lamp command's pause: a template matches, so neither Smart Turn nor the text model is asked
+    lamp, americano, _ = [e.detail for e in events if isinstance(e, StageTiming) and e.stage == "end_of_turn" and e.detail.startswith("finished")]
+    assert "understood" in lamp and "text model not asked" in lamp and "smart turn 0 ms" in lamp, lamp
+    assert "text model not asked" not in americano, americano
 
 
 def test_missing_or_corrupt_model_falls_back_to_silence(config, tmp_path):

@@ -84,6 +84,11 @@ class TranscriptRescorer:
                 return True
         return False
 
+    def matches_template(self, text: str) -> bool:
+        """Whether the exact templates match ``text`` (a whole command by the grammar)."""
+        fast = self.router.fast_path
+        return fast is not None and bool(text.strip()) and bool(fast.match_all(text))
+
     def worth_hearing_again(self, text: str) -> bool:
         """Whether ``text`` may be a misheard home or tool request: no tier below the LLM understands
         it, and it has a device-kind or tool word ("lamp", "blinds", "timer", "unlock") or words that

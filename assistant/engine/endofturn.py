@@ -59,8 +59,12 @@ class EndOfTurn:
         of silence) is usually ready when the pause is reported. When the words decide alone — no
         words, words that end where a request cannot, or words a tier below the LLM understands
         (``endpoint.words_decide``) and the text model does not find the sentence unfinished — the
-        verdict is given without Smart Turn (~100 ms on one core). Otherwise Smart Turn scores the
-        pause too (started at once, alongside recognition, when the transcript is not ready)."""
+        verdict is given without Smart Turn (~100 ms on one core). Words the exact templates match
+        are a whole command by the grammar: the text model is not asked either (~40 ms; of the
+        turn benchmark's development sentences, 4 proper prefixes match a template and the text
+        model held one, "Set the thermostat to twenty" before "degrees", the same command).
+        Otherwise Smart Turn scores the pause too (started at once, alongside recognition, when
+        the transcript is not ready)."""
         t0 = time.perf_counter()
         ep = self.listener.endpointer
         audio = ep.current_audio()
@@ -81,7 +85,8 @@ class EndOfTurn:
         if prosody is None and (not self.words_decide or self.detector.by_words(text, alternatives) is None):
             prosody = prosody_task()  # the words will not settle it: Smart Turn alongside the text model
         completeness = -1.0
-        if text and self.detector.text_model is not None and re.search(r"[^\W\d_]", text) and not ends_unfinished(text):
+        whole = self.words_decide and bool(text) and self.detector.whole_command is not None and self.detector.whole_command(text)
+        if text and not whole and self.detector.text_model is not None and re.search(r"[^\W\d_]", text) and not ends_unfinished(text):
             with contextlib.suppress(Exception):  # no score: the other signals decide
                 completeness, _ = await asyncio.to_thread(self.detector.text_model.score, text)
         verdict = self.detector.by_words(text, alternatives, completeness) if self.words_decide else None  # (a Smart Turn call started meanwhile is not waited for)
@@ -92,7 +97,7 @@ class EndOfTurn:
         self.verdicts.append(verdict)
         self.bus.emit(StageTiming(stage="end_of_turn", ms=round((time.perf_counter() - t0) * 1000.0, 2), turn=turn,
                                   detail=f"{'finished' if verdict.finished else 'goes on'}: {verdict.reason}, p={verdict.probability:.2f}, "
-                                         f"text {completeness:.3f}, smart turn {verdict.compute_ms:.0f} ms, pause {pause.index}, words {text!r}"))
+                                         f"{'text model not asked (a template matches)' if whole else f'text {completeness:.3f}'}, smart turn {verdict.compute_ms:.0f} ms, pause {pause.index}, words {text!r}"))
         return verdict
 
     def current(self, pause: Pause) -> bool:

@@ -144,6 +144,7 @@ class SpeechRecognizer:
                 without_timestamps=True,
                 vad_filter=False,
                 temperature=0.0,  # greedy only: the same audio always gives the same transcript
+                max_new_tokens=min(MAX_NEW_TOKENS, token_budget(audio_s)),  # a loop stops within the budget, not at 448 tokens (~5 s on 2 cores)
             )
             parts = [s.text for s in segments if not (s.no_speech_prob > _NO_SPEECH_PROB and s.avg_logprob < _LOGPROB_FLOOR)]
         text = re.sub(r"\s+", " ", " ".join(parts)).strip()
@@ -170,13 +171,24 @@ FULL_WINDOW_S = 30.0
 """Whisper's training window: 3,000 mel frames of 10 ms."""
 
 
+TOKENS_PER_S = 8
+"""Decoder budget per second of audio: English speech is under ~5 tokens per second. A decoding
+loop (a short window repeating the sentence, a hotword said over and over) stops within it; one
+in the full window ran to Whisper's 448-token limit on a 1.4 s command (5.5 s of decoding on 2
+x86 cores, the turn benchmark)."""
+
+MAX_NEW_TOKENS = 200
+"""faster-whisper's limit on new tokens with a prompt (448 in all, the prompt included)."""
+
+
+def token_budget(audio_s: float) -> int:
+    """New tokens allowed for ``audio_s`` seconds of speech: 12 + :data:`TOKENS_PER_S` per second."""
+    return 12 + int(TOKENS_PER_S * audio_s)
+
+
 class _ShortWindow:
     """Whisper on a window shorter than 30 s, through CTranslate2 directly (faster-whisper always
     pads to 30 s). Same prompt, suppressed tokens and silence rule as faster-whisper's own path."""
-
-    TOKENS_PER_S = 8
-    """Decoder budget: English speech is under ~5 tokens per second; a short window makes Whisper
-    repeat the sentence, and the budget stops that early."""
 
     def __init__(self, model) -> None:  # a faster_whisper.WhisperModel
         from faster_whisper.feature_extractor import FeatureExtractor  # noqa: PLC0415
@@ -199,7 +211,7 @@ class _ShortWindow:
         encoded = self.model.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None], dtype=np.float32)))
         previous = self.tokenizer.encode(" " + prompt.strip()) if prompt else []
         tokens = self.model.get_prompt(self.tokenizer, previous, without_timestamps=True)
-        budget = len(tokens) + 12 + int(self.TOKENS_PER_S * x.shape[0] / SAMPLE_RATE)
+        budget = len(tokens) + token_budget(x.shape[0] / SAMPLE_RATE)
         result = self.model.model.generate(encoded, [tokens], beam_size=beam_size, num_hypotheses=beam_size, max_length=min(448, budget),
                                            suppress_blank=True, suppress_tokens=self.suppress, return_scores=True, return_no_speech_prob=True)[0]
         hyps = [drop_restart(self.tokenizer.decode([t for t in seq if t < self.tokenizer.eot])).strip() for seq in result.sequences_ids]

@@ -7,12 +7,14 @@ the reply is still being generated.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import threading
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -20,7 +22,11 @@ from ..audio.io import to_int16
 from ..config import TtsConfig
 from ..errors import ModelError, require
 
-__all__ = ["SentenceSplitter", "SpeechSynthesizer", "earcon"]
+__all__ = ["CACHE_MAX_CHARS", "SentenceSplitter", "SpeechSynthesizer", "earcon"]
+
+CACHE_MAX_CHARS = 160
+"""Longest text whose audio is kept for when it is said again (a device reply, a question back;
+not an LLM's answer, which is rarely the same twice)."""
 
 _ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "vs", "etc", "e.g", "i.e", "approx", "no", "jr", "sr"}
 _BOUNDARY = re.compile(r"([.!?…]+[\"')\]]*)(\s+)|(\n+)")
@@ -64,9 +70,14 @@ class SentenceSplitter:
 class SpeechSynthesizer:
     """A loaded piper voice.
 
+    Replies said again are not synthesised again: up to ``config.cache_s`` seconds of audio of
+    short texts (a sentence or two, :data:`CACHE_MAX_CHARS`) are kept, least recently used dropped
+    first. Piper samples noise, so a fresh synthesis differs slightly; a cached one is the same
+    each time.
+
     Args:
         voice_path: The ``.onnx`` voice; its ``.onnx.json`` config must sit beside it.
-        config: Threads, speaking rate, volume.
+        config: Threads, speaking rate, volume, cache size.
 
     Raises:
         ModelError: The voice or its config is missing or corrupt.
@@ -100,11 +111,42 @@ class SpeechSynthesizer:
         self._syn = SynthesisConfig(length_scale=config.length_scale, volume=config.volume)
         self.sample_rate = int(piper_config.sample_rate)
         self.config = config
+        self._cache: Any = None
+        if config.cache_s > 0:
+            from cachetools import LRUCache  # noqa: PLC0415
+
+            self._cache = LRUCache(maxsize=int(config.cache_s * self.sample_rate), getsizeof=lambda parts: sum(p.shape[0] for p in parts) or 1)
+        self._cache_lock = threading.Lock()
+        self.cache_hits = 0
+        """Texts served from the cache."""
 
     def synthesize(self, text: str) -> Iterator[np.ndarray]:
-        """Mono int16 audio at :attr:`sample_rate`, one array per sentence of ``text``."""
+        """Mono int16 audio at :attr:`sample_rate`, one array per sentence of ``text`` (from the
+        cache when ``text`` was said before). Thread-safe."""
+        cacheable = self._cache is not None and len(text) <= CACHE_MAX_CHARS
+        if cacheable:
+            with self._cache_lock:
+                parts = self._cache.get(text)
+            if parts is not None:
+                self.cache_hits += 1
+                yield from parts
+                return
+        made = []
         for chunk in self._voice.synthesize(text, self._syn):
-            yield to_int16(chunk.audio_float_array)
+            audio = to_int16(chunk.audio_float_array)
+            audio.flags.writeable = False  # shared with later hits
+            made.append(audio)
+            yield audio
+        if cacheable and made:
+            with self._cache_lock:
+                with contextlib.suppress(ValueError):  # longer than the whole cache
+                    self._cache[text] = tuple(made)
+
+    def clear_cache(self) -> None:
+        """Forget every cached reply (benchmarks measure synthesis from cold)."""
+        if self._cache is not None:
+            with self._cache_lock:
+                self._cache.clear()
 
     def synthesize_all(self, text: str) -> tuple[np.ndarray, float]:
         """The whole text as one array, and the ms until the first sentence's audio was ready."""

@@ -34,7 +34,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -232,11 +232,15 @@ class TurnDetector:
         end_completeness: At or above this completeness the words say the turn is over (0: never).
         alternative_margin: How far (log-probability per token) behind the transcript an
             alternative hypothesis ending unfinished still holds the turn open (0: never).
+        whole_command: Whether the exact templates match a transcript: a whole command by the
+            grammar, for which the caller need not ask the text model (None: always ask it).
     """
 
     def __init__(self, model: SmartTurn | None, threshold: float = 0.5, understands=None, text_model: TextCompleteness | None = None,
-                 min_completeness: float = 0.03, end_completeness: float = 0.0, alternative_margin: float = 0.0) -> None:
+                 min_completeness: float = 0.03, end_completeness: float = 0.0, alternative_margin: float = 0.0,
+                 whole_command: Callable[[str], bool] | None = None) -> None:
         self.model = model
+        self.whole_command = whole_command
         self.threshold = threshold
         self.understands = understands
         self.text_model = text_model
