@@ -21,8 +21,6 @@ def table(r: dict[str, Any]) -> str:
     for route, e in r.get("e2e", {}).items():
         rows.append((f"e2e {route}: end of utterance → first audio", f"p50 {_g(e, 'ours_ms', 'p50')} ms, p95 {_g(e, 'ours_ms', 'p95')} ms (n={_g(e, 'ours_ms', 'n')})"))
         rows.append((f"e2e {route}: sequential pipeline, same router", f"p50 {_g(e, 'naive_ms', 'p50')} ms → sequential/ours = {e.get('ratio_naive_over_ours_p50')}x"))
-        if e.get("ours_said_before_ms", {}).get("n"):
-            rows.append((f"turn {route}: the same, reply said before (cached)", f"p50 {_g(e, 'ours_said_before_ms', 'p50')} ms, p95 {_g(e, 'ours_said_before_ms', 'p95')} ms (n={_g(e, 'ours_said_before_ms', 'n')})"))
         st = e.get("stages_ms", {})
         parts = [f"{k} {v['p50']:.0f}" for k, v in st.items() if k not in ("first_audio",) and isinstance(v, dict) and "p50" in v]
         rows.append((f"e2e {route}: stages p50 ms", " · ".join(parts)))
@@ -32,6 +30,8 @@ def table(r: dict[str, Any]) -> str:
         rows.append((f"turn {route}: last voiced frame → reply heard", f"p50 {_g(e, 'ours_ms', 'p50')} ms, p95 {_g(e, 'ours_ms', 'p95')} ms (n={_g(e, 'ours_ms', 'n')}); "
                      f"earcon in {_g(e, 'earcon_ms', 'n')} turns, p50 {_g(e, 'earcon_ms', 'p50')} ms; waited for the ceiling in {e.get('ceiling_waits', '-')}"))
         rows.append((f"turn {route}: sequential 700 ms baseline", f"p50 {_g(e, 'naive_ms', 'p50')} ms, p95 {_g(e, 'naive_ms', 'p95')} ms → baseline/ours = {e.get('ratio_naive_over_ours_p50')}x"))
+        if e.get("ours_said_before_ms", {}).get("n"):
+            rows.append((f"turn {route}: the same, reply said before (cached)", f"p50 {_g(e, 'ours_said_before_ms', 'p50')} ms, p95 {_g(e, 'ours_said_before_ms', 'p95')} ms (n={_g(e, 'ours_said_before_ms', 'n')})"))
         st = e.get("stages_ms", {})
         rows.append((f"turn {route}: stages p50 ms", " · ".join(f"{k} {v['p50']:.0f}" for k, v in st.items() if isinstance(v, dict) and "p50" in v)))
     for rule, c in r.get("turn", {}).get("cutoffs", {}).items():

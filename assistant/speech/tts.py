@@ -127,8 +127,8 @@ class SpeechSynthesizer:
         if cacheable:
             with self._cache_lock:
                 parts = self._cache.get(text)
+                self.cache_hits += parts is not None
             if parts is not None:
-                self.cache_hits += 1
                 yield from parts
                 return
         made = []
