@@ -66,9 +66,20 @@ REFUSED = [
     )
 ]
 # Requests said in two parts. TWO_PARTS is the development set the text-completeness threshold
-# (endpoint.min_completeness) was chosen on; HELD_OUT_TWO_PARTS was written after and never tuned
-# on: the cut-off rate reported is on it.
+# (endpoint.min_completeness) was chosen on. SEEN_TWO_PARTS was the held-out set until 2026-12-05,
+# when its cut-offs were read case by case: it is development now. HELD_OUT_TWO_PARTS was written
+# on 2026-12-05 before any change made that day and is never tuned on: the cut-off rate reported
+# is on it.
 HELD_OUT_TWO_PARTS = [
+    ("Can you open the", "garage door?"), ("Set the living room lamp", "to thirty percent."), ("What time does the", "sun set today?"),
+    ("Turn the hallway light", "on."), ("Add milk to", "the shopping list."), ("Is the kitchen light", "still on?"),
+    ("Set a timer", "for three minutes."), ("Who invented", "the telephone?"), ("Open the blinds in", "the bedroom."),
+    ("Turn the heating", "down a bit."), ("Could you switch off", "all the lights?"), ("How cold is it", "outside right now?"),
+    ("Dim the lights in the", "living room."), ("Unlock the", "back door."), ("What's the capital", "of Australia?"),
+    ("Turn on the fan and", "the desk lamp."), ("Remind me to water", "the plants tomorrow."), ("Are any of the", "windows open?"),
+    ("Play the news", "on the kitchen speaker."), ("Set the bedroom fan to", "high speed."),
+]
+SEEN_TWO_PARTS = [
     ("Switch on the", "garage light."), ("Please turn the", "hallway light off."), ("Set the bedroom lamp to", "forty percent."),
     ("How long is left on", "my timer?"), ("Lock the", "front door."), ("What is the weather like", "in Paris?"),
     ("Put coffee on", "my shopping list."), ("Could you dim the", "living room lamp?"), ("Start a timer for", "twenty minutes."),
