@@ -36,6 +36,8 @@ def table(r: dict[str, Any]) -> str:
         rows.append((f"turn {route}: stages p50 ms", " · ".join(f"{k} {v['p50']:.0f}" for k, v in st.items() if isinstance(v, dict) and "p50" in v)))
     for rule, c in r.get("turn", {}).get("cutoffs", {}).items():
         rows.append((f"turn cut off mid-sentence: {rule}", f"{c['cut_off']}/{c['turns']} = {c['rate']:.0%}" if c.get("rate") is not None else "-"))
+        if c.get("rate_mid_request") is not None:
+            rows.append((f"  … first part not a whole request: {rule}", f"{c['cut_off_mid_request']}/{c['turns_mid_request']} = {c['rate_mid_request']:.0%}"))
     soak = r.get("soak", {})
     if soak:
         rows.append(("soak: audio hours in wall seconds; commands acted on; typed answered",

@@ -49,6 +49,18 @@ a transcript with none of them and no near device or area name is a question for
 misheard command, and is not worth recognising again."""
 
 
+NEEDS_COMPLEMENT = frozenset("is are turn switch set make put".split())
+"""Words that open a request and need more than a target after it: "is the back door" (… locked?),
+"switch the desk lamp" (… on), "set the bedroom lamp" (… to 40). A transcript that is one of them and
+a target of the home, and nothing else, is a speaker mid-sentence (:meth:`TranscriptRescorer.bare_target`)."""
+_LEAD = frozenset("please hey ok okay so and now".split())
+_ASKING = (("could", "you"), ("can", "you"), ("would", "you"), ("will", "you"))
+_DETERMINERS = frozenset("the my our a an all any of this that".split())
+BARE_TARGET_NEAR = 90.0
+"""rapidfuzz ratio the words after the opening need against a device or area name to be taken as
+only that target (Whisper's spelling of a name: "desk lamp", "back door", "bedroom 2 heater")."""
+
+
 class TranscriptRescorer:
     """Decides whether a transcript is understood and which names a second pass should favour.
 
@@ -88,6 +100,43 @@ class TranscriptRescorer:
         """Whether the exact templates match ``text`` (a whole command by the grammar)."""
         fast = self.router.fast_path
         return fast is not None and bool(text.strip()) and bool(fast.match_all(text))
+
+    def bare_target(self, text: str) -> bool:
+        """Whether ``text`` is an opening that needs more (:data:`NEEDS_COMPLEMENT`) and then only a
+        target of the home: a device or area name (or within ``BARE_TARGET_NEAR`` of one), a device
+        kind ("the lights", "the heating"), or an area and a kind ("the kitchen light") — "Switch
+        the desk lamp.", "is the back door", "turn the heating". Whisper writes such a fragment as a
+        whole sentence and Smart Turn hears a falling voice, so the turn would end before "on" or
+        "locked?". "Turn the kitchen light blue" and "is the back door locked" are not bare."""
+        words = normalize(text).split()
+        while words and words[0] in _LEAD:
+            words = words[1:]
+        if tuple(words[:2]) in _ASKING:
+            words = words[2:]
+        if not words or words[0] not in NEEDS_COMPLEMENT:
+            return False
+        rest = words[1:]
+        while rest and rest[0] in _DETERMINERS:
+            rest = rest[1:]
+        if not rest:
+            return False  # "turn the": ends_unfinished says so already
+        kinds = [singular(w) for w in rest]
+        if " ".join(kinds) in KIND_WORDS:
+            return True
+        home = self.router.registry.service("home")
+        if home is None:
+            return False
+        snap = home.snapshot()
+        phrase = " ".join(rest)
+        names = [n for e in snap.entities for n in e.names()] + [n for a in snap.areas for n in (a.name, *a.aliases)]
+        if any(fuzz.ratio(normalize(n), phrase) >= BARE_TARGET_NEAR for n in names if n):
+            return True
+        for cut in range(1, len(rest)):  # an area, then a kind: "kitchen light", "bedroom lamps"
+            if " ".join(kinds[cut:]) in KIND_WORDS:
+                area = " ".join(rest[:cut])
+                if any(fuzz.ratio(normalize(n), area) >= BARE_TARGET_NEAR for a in snap.areas for n in (a.name, *a.aliases) if n):
+                    return True
+        return False
 
     def worth_hearing_again(self, text: str) -> bool:
         """Whether ``text`` may be a misheard home or tool request: no tier below the LLM understands

@@ -153,7 +153,8 @@ class VoiceLoop:
                                     text_model=listener.text_model, min_completeness=config.endpoint.min_completeness,
                                     end_completeness=config.endpoint.end_completeness,
                                     alternative_margin=config.endpoint.unfinished_alternative_margin,
-                                    whole_command=rescorer.matches_template if rescorer is not None else None)
+                                    whole_command=rescorer.matches_template if rescorer is not None else None,
+                                    bare_target=rescorer.bare_target if rescorer is not None else None)
             self.end_of_turn = EndOfTurn(listener, detector, recognizer, bus, words_decide=config.endpoint.words_decide)
         self._turn: _Turn | None = None
         self._turn_task: asyncio.Task | None = None

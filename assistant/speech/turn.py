@@ -41,7 +41,7 @@ import numpy as np
 from ..audio.io import SAMPLE_RATE
 from ..errors import ModelError
 
-__all__ = ["DANGLING_WORDS", "STAND_INS", "SmartTurn", "TextCompleteness", "TurnDetector", "TurnVerdict", "ends_unfinished"]
+__all__ = ["DANGLING_WORDS", "PARTICLES", "STAND_INS", "SmartTurn", "TextCompleteness", "TurnDetector", "TurnVerdict", "ends_unfinished", "lacks_particle"]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,30 @@ only after a preposition ("Set a timer for it.", "turn on the lights in it"; "wh
 _BEFORE_IT = frozenset("to of at by for with from into onto about in on".split())
 _VERBS = frozenset("turn switch set put make dim brighten".split())
 _WH_QUESTION = re.compile(r"^\W*(?:what|which|who|whom|how|where|when)\b", re.IGNORECASE)
+
+
+PARTICLES = frozenset("on off up down to into over around back".split())
+"""What "turn" and "switch" need after them ("turn the fan off", "switch to the radio", "turn it up");
+"set" needs one of them, "for" or "at", or a number ("set the thermostat to 20", "set a timer for
+5 minutes", "set the lamp 50%")."""
+_SET_COMPLEMENTS = PARTICLES | {"for", "at"}
+_OPENING = re.compile(r"^\W*(?:(?:please|hey|ok|okay|so|and|now)\W+)*(?:(?:could|can|would|will)\s+you\s+)?(turn|switch|set)\b(.*)$", re.IGNORECASE)
+
+
+def lacks_particle(text: str) -> bool:
+    """True when ``text`` opens with "turn", "switch" or "set" and what that verb needs after it
+    (:data:`PARTICLES`) does not follow ("Switch the desk lamp.", "Turn the heating", Whisper's
+    garbled "Switch for that slump." for "switch the desk lamp" and "Set the firmest tattoo." for
+    "set the thermostat to" at a pause). Only for words nothing understands: "turn the kitchen
+    light blue" is a command."""
+    m = _OPENING.match(text)
+    if m is None:
+        return False
+    rest = m.group(2).lower()
+    words = set(re.findall(r"[a-z]+", rest))
+    if m.group(1).lower() == "set":
+        return not (words & _SET_COMPLEMENTS or re.search(r"\d", rest))
+    return not (words & PARTICLES)
 
 
 def ends_unfinished(text: str) -> bool:
@@ -215,13 +239,16 @@ class TurnDetector:
     1. no words yet (only the wake phrase, a cough) → not finished: the request is still to come;
     2. the words end where a request cannot (:func:`ends_unfinished`), or one of the recogniser's
        other hypotheses within ``alternative_margin`` does (Whisper "completes" a fragment: "Remind
-       me too." for "remind me to", with "Remind me to..." 0.11 behind it), or the text model finds
+       me too." for "remind me to", with "Remind me to..." 0.11 behind it), or they are an opening
+       that needs more and only a target of the home (``bare_target``: "Switch the desk lamp."), or the text model finds
        the sentence unlikely to end there (completeness < ``min_completeness``) → not finished;
     3. a tier below the LLM understands the words (``understands``: the templates, the tolerant
        matcher, an answer to the question asked), or the text model finds them a whole sentence
        (completeness ≥ ``end_completeness``) → finished, unless Smart Turn is nearly sure the
        speaker goes on (p < ``threshold`` / 5);
-    4. otherwise Smart Turn decides: p ≥ ``threshold`` → finished.
+    4. words nothing understands that open with "turn" or "switch" and have no particle after it
+       (:func:`lacks_particle`: "Switch for that slump.") → not finished;
+    5. otherwise Smart Turn decides: p ≥ ``threshold`` → finished.
 
     Args:
         model: Smart Turn, or None (then only the words decide, and an unsure verdict waits for the ceiling).
@@ -234,12 +261,15 @@ class TurnDetector:
             alternative hypothesis ending unfinished still holds the turn open (0: never).
         whole_command: Whether the exact templates match a transcript: a whole command by the
             grammar, for which the caller need not ask the text model (None: always ask it).
+        bare_target: Whether a transcript is an opening that needs more and only a target ("Switch
+            the desk lamp.", "is the back door"): not finished (None: not checked).
     """
 
     def __init__(self, model: SmartTurn | None, threshold: float = 0.5, understands=None, text_model: TextCompleteness | None = None,
                  min_completeness: float = 0.03, end_completeness: float = 0.0, alternative_margin: float = 0.0,
-                 whole_command: Callable[[str], bool] | None = None) -> None:
+                 whole_command: Callable[[str], bool] | None = None, bare_target: Callable[[str], bool] | None = None) -> None:
         self.model = model
+        self.bare_target = bare_target
         self.whole_command = whole_command
         self.threshold = threshold
         self.understands = understands
@@ -261,7 +291,7 @@ class TurnDetector:
         if text is None:
             return None
         v = self.verdict(text, -1.0, 0.0, completeness, alternatives)
-        return v if v.reason in ("no_words", "unfinished_words", "unfinished_alternative", "incomplete_sentence", "understood") else None
+        return v if v.reason in ("no_words", "unfinished_words", "unfinished_alternative", "bare_target", "incomplete_sentence", "understood", "no_particle") else None
 
     def verdict(self, text: str | None, probability: float = -1.0, compute_ms: float = 0.0, completeness: float = -1.0,
                 alternatives: Sequence[tuple[str, float]] = ()) -> TurnVerdict:
@@ -282,10 +312,14 @@ class TurnDetector:
                 return TurnVerdict(False, probability, "unfinished_words", compute_ms)
             if any(gap <= self.alternative_margin and ends_unfinished(alt) for alt, gap in alternatives):
                 return TurnVerdict(False, probability, "unfinished_alternative", compute_ms)
+            if self.bare_target is not None and self.bare_target(text):
+                return TurnVerdict(False, probability, "bare_target", compute_ms)
             if 0 <= completeness < self.min_completeness:
                 return TurnVerdict(False, probability, "incomplete_sentence", compute_ms)
             if self.understands is not None and self.understands(text) and (probability < 0 or probability >= self.threshold / 5):
                 return TurnVerdict(True, probability, "understood", compute_ms)
+            if lacks_particle(text):
+                return TurnVerdict(False, probability, "no_particle", compute_ms)
             if self.end_completeness and completeness >= self.end_completeness and (probability < 0 or probability >= self.threshold / 5):
                 return TurnVerdict(True, probability, "complete_sentence", compute_ms)
         if probability >= self.threshold:
