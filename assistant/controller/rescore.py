@@ -22,6 +22,7 @@ from ..home import normalize
 from ..home.text import singular
 from ..home.vocabulary import KIND_WORDS
 from ..speech.asr import is_loop
+from ..speech.turn import opening
 from .clarify import choose
 from .followup import resolve_follow_up
 
@@ -53,12 +54,16 @@ NEEDS_COMPLEMENT = frozenset("is are turn switch set make put".split())
 """Words that open a request and need more than a target after it: "is the back door" (… locked?),
 "switch the desk lamp" (… on), "set the bedroom lamp" (… to 40). A transcript that is one of them and
 a target of the home, and nothing else, is a speaker mid-sentence (:meth:`TranscriptRescorer.bare_target`)."""
-_LEAD = frozenset("please hey ok okay so and now".split())
-_ASKING = (("could", "you"), ("can", "you"), ("would", "you"), ("will", "you"))
 _DETERMINERS = frozenset("the my our a an all any of this that".split())
 BARE_TARGET_NEAR = 90.0
 """rapidfuzz ratio the words after the opening need against a device or area name to be taken as
 only that target (Whisper's spelling of a name: "desk lamp", "back door", "bedroom 2 heater")."""
+
+
+def _names(snap, devices: bool = True) -> list[str]:
+    """The home's device names and aliases (unless ``devices`` is False), then its area names and aliases."""
+    out = [n for e in snap.entities for n in e.names()] if devices else []
+    return [n for n in out + [n for a in snap.areas for n in (a.name, *a.aliases)] if n]
 
 
 class TranscriptRescorer:
@@ -108,14 +113,9 @@ class TranscriptRescorer:
         the desk lamp.", "is the back door", "turn the heating". Whisper writes such a fragment as a
         whole sentence and Smart Turn hears a falling voice, so the turn would end before "on" or
         "locked?". "Turn the kitchen light blue" and "is the back door locked" are not bare."""
-        words = normalize(text).split()
-        while words and words[0] in _LEAD:
-            words = words[1:]
-        if tuple(words[:2]) in _ASKING:
-            words = words[2:]
-        if not words or words[0] not in NEEDS_COMPLEMENT:
+        verb, rest = opening(normalize(text).split())
+        if verb not in NEEDS_COMPLEMENT:
             return False
-        rest = words[1:]
         while rest and rest[0] in _DETERMINERS:
             rest = rest[1:]
         if not rest:
@@ -127,16 +127,15 @@ class TranscriptRescorer:
         if home is None:
             return False
         snap = home.snapshot()
-        phrase = " ".join(rest)
-        names = [n for e in snap.entities for n in e.names()] + [n for a in snap.areas for n in (a.name, *a.aliases)]
-        if any(fuzz.ratio(normalize(n), phrase) >= BARE_TARGET_NEAR for n in names if n):
+
+        def near(names: list[str], words: str) -> bool:
+            return any(fuzz.ratio(normalize(n), words) >= BARE_TARGET_NEAR for n in names)
+
+        if near(_names(snap), " ".join(rest)):
             return True
-        for cut in range(1, len(rest)):  # an area, then a kind: "kitchen light", "bedroom lamps"
-            if " ".join(kinds[cut:]) in KIND_WORDS:
-                area = " ".join(rest[:cut])
-                if any(fuzz.ratio(normalize(n), area) >= BARE_TARGET_NEAR for a in snap.areas for n in (a.name, *a.aliases) if n):
-                    return True
-        return False
+        areas = _names(snap, devices=False)
+        # an area, then a kind: "kitchen light", "bedroom lamps"
+        return any(" ".join(kinds[cut:]) in KIND_WORDS and near(areas, " ".join(rest[:cut])) for cut in range(1, len(rest)))
 
     def worth_hearing_again(self, text: str) -> bool:
         """Whether ``text`` may be a misheard home or tool request: no tier below the LLM understands
@@ -165,8 +164,7 @@ class TranscriptRescorer:
         words = normalize(text).split()
         grams = {" ".join(words[i : i + n]) for n in range(1, 5) for i in range(len(words) - n + 1)}
         scored: dict[str, float] = {}
-        names = [n for e in snap.entities for n in e.names()] + [n for a in snap.areas for n in (a.name, *a.aliases)]
-        for name in names:
+        for name in _names(snap):
             key = normalize(name)
             if not key:
                 continue

@@ -41,7 +41,7 @@ import numpy as np
 from ..audio.io import SAMPLE_RATE
 from ..errors import ModelError
 
-__all__ = ["DANGLING_WORDS", "PARTICLES", "STAND_INS", "SmartTurn", "TextCompleteness", "TurnDetector", "TurnVerdict", "ends_unfinished", "lacks_particle"]
+__all__ = ["DANGLING_WORDS", "PARTICLES", "STAND_INS", "SmartTurn", "TextCompleteness", "TurnDetector", "TurnVerdict", "ends_unfinished", "lacks_particle", "opening"]
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,19 @@ PARTICLES = frozenset("on off up down to into over around back".split())
 "set" needs one of them, "for" or "at", or a number ("set the thermostat to 20", "set a timer for
 5 minutes", "set the lamp 50%")."""
 _SET_COMPLEMENTS = PARTICLES | {"for", "at"}
-_OPENING = re.compile(r"^\W*(?:(?:please|hey|ok|okay|so|and|now)\W+)*(?:(?:could|can|would|will)\s+you\s+)?(turn|switch|set)\b(.*)$", re.IGNORECASE)
+_LEAD = frozenset("please hey ok okay so and now".split())
+_ASKING = frozenset({("could", "you"), ("can", "you"), ("would", "you"), ("will", "you")})
+
+
+def opening(words: Sequence[str]) -> tuple[str, list[str]]:
+    """(the request's first word, the words after it), lower-cased words in, with leading fillers
+    ("please", "ok", "so" …) and "could/can/would/will you" skipped; ("", []) when nothing is left."""
+    words = [w.lower() for w in words]
+    while words and words[0] in _LEAD:
+        words = words[1:]
+    if tuple(words[:2]) in _ASKING:
+        words = words[2:]
+    return (words[0], words[1:]) if words else ("", [])
 
 
 def lacks_particle(text: str) -> bool:
@@ -87,14 +99,10 @@ def lacks_particle(text: str) -> bool:
     garbled "Switch for that slump." for "switch the desk lamp" and "Set the firmest tattoo." for
     "set the thermostat to" at a pause). Only for words nothing understands: "turn the kitchen
     light blue" is a command."""
-    m = _OPENING.match(text)
-    if m is None:
-        return False
-    rest = m.group(2).lower()
-    words = set(re.findall(r"[a-z]+", rest))
-    if m.group(1).lower() == "set":
-        return not (words & _SET_COMPLEMENTS or re.search(r"\d", rest))
-    return not (words & PARTICLES)
+    verb, rest = opening(re.findall(r"[a-z0-9%]+", text.lower()))
+    if verb == "set":
+        return not (set(rest) & _SET_COMPLEMENTS or any(any(c.isdigit() for c in w) for w in rest))
+    return verb in ("turn", "switch") and not set(rest) & PARTICLES
 
 
 def ends_unfinished(text: str) -> bool:
@@ -246,8 +254,8 @@ class TurnDetector:
        matcher, an answer to the question asked), or the text model finds them a whole sentence
        (completeness ≥ ``end_completeness``) → finished, unless Smart Turn is nearly sure the
        speaker goes on (p < ``threshold`` / 5);
-    4. words nothing understands that open with "turn" or "switch" and have no particle after it
-       (:func:`lacks_particle`: "Switch for that slump.") → not finished;
+    4. words nothing understands that open with "turn", "switch" or "set" without what the verb
+       needs after it (:func:`lacks_particle`: "Switch for that slump.") → not finished;
     5. otherwise Smart Turn decides: p ≥ ``threshold`` → finished.
 
     Args:
