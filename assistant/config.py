@@ -273,6 +273,12 @@ class TtsConfig(_Section):
     threads: int = Field(default=0, ge=0, le=64)
     length_scale: float | None = Field(default=None, gt=0.2, lt=5.0)
     """Speaking rate: < 1 faster, > 1 slower; None = the voice's own."""
+    noise_scale: float | None = Field(default=None, ge=0.0, le=2.0)
+    """Piper's sampling noise on the voice's sound (VITS ``noise_scale``); None = the voice's own
+    (0.667 for most voices). 0 with ``noise_w_scale`` 0: the same text gives the same audio every
+    time (flatter, but reproducible: the test suite's setting)."""
+    noise_w_scale: float | None = Field(default=None, ge=0.0, le=2.0)
+    """Piper's sampling noise on phoneme durations (VITS ``noise_w``); None = the voice's own (0.8)."""
     volume: float = Field(default=1.0, gt=0.0, le=4.0)
     sentence_pause_ms: int = Field(default=150, ge=0, le=2000)
     """Silence between sentences of a reply."""

@@ -68,6 +68,10 @@ def _test_config(store_root: Path, data_dir: Path) -> Config:
             "llm.model": "smollm2-135m-instruct",
             "llm.threads": 2,
             "tts.threads": 2,
+            # no sampling noise: the same text is the same audio in every run, so what Whisper
+            # hears of a synthesised request (or reply) does not change from run to run
+            "tts.noise_scale": 0.0,
+            "tts.noise_w_scale": 0.0,
         }
     )
 

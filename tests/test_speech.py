@@ -281,6 +281,20 @@ def test_a_reply_said_again_is_not_synthesised_again(config):
     assert off.cache_hits == 0
 
 
+def test_sampling_noise_is_a_setting(config):
+    """With piper's sampling noise off (the tests' setting) a text is the same audio each time; with
+    the voice's own noise each synthesis differs (the cache is off, so each is synthesised)."""
+    store = model_store(config)
+    quiet = load_tts(config.with_overrides({"tts.cache_s": 0}), store)
+    a, _ = quiet.synthesize_all("Stop talking.")
+    b, _ = quiet.synthesize_all("Stop talking.")
+    assert np.array_equal(a, b)
+    noisy = load_tts(config.with_overrides({"tts.cache_s": 0, "tts.noise_scale": None, "tts.noise_w_scale": None}), store)
+    c, _ = noisy.synthesize_all("Stop talking.")
+    d, _ = noisy.synthesize_all("Stop talking.")
+    assert not np.array_equal(c, d)
+
+
 def test_corrupt_voice_is_reported(config, tmp_path):
     voice = tmp_path / "v.onnx"
     voice.write_bytes(b"\x08garbage" * 10)

@@ -72,12 +72,12 @@ class SpeechSynthesizer:
 
     Replies said again are not synthesised again: up to ``config.cache_s`` seconds of audio of
     short texts (a sentence or two, :data:`CACHE_MAX_CHARS`) are kept, least recently used dropped
-    first. Piper samples noise, so a fresh synthesis differs slightly; a cached one is the same
-    each time.
+    first. Piper samples noise, so a fresh synthesis differs slightly (unless
+    ``config.noise_scale`` and ``config.noise_w_scale`` are 0); a cached one is the same each time.
 
     Args:
         voice_path: The ``.onnx`` voice; its ``.onnx.json`` config must sit beside it.
-        config: Threads, speaking rate, volume, cache size.
+        config: Threads, speaking rate, sampling noise, volume, cache size.
 
     Raises:
         ModelError: The voice or its config is missing or corrupt.
@@ -108,7 +108,9 @@ class SpeechSynthesizer:
         except Exception as exc:
             raise ModelError(f"cannot load piper voice {voice_path}: {exc}", hint="the file is corrupt; fetch the voice again") from None
         self._voice = PiperVoice(session=session, config=piper_config)
-        self._syn = SynthesisConfig(length_scale=config.length_scale, volume=config.volume)
+        self._syn = SynthesisConfig(
+            length_scale=config.length_scale, noise_scale=config.noise_scale, noise_w_scale=config.noise_w_scale, volume=config.volume
+        )
         self.sample_rate = int(piper_config.sample_rate)
         self.config = config
         self._cache: Any = None
