@@ -280,6 +280,62 @@ def test_turn_detection_in_real_time(config):
     assert [normalize_transcript(e.text) for e in events if isinstance(e, FinalTranscript)] == ["turn on the living room lamp"]
 
 
+async def test_words_a_template_matches_end_the_turn_before_the_pause(config, tts):
+    """A transcript the exact templates match ends the turn at ``endpoint.template_pause_ms`` of
+    silence (100) once it is ready, not at ``pause_ms`` (200) plus the verdict; a fragment ("Switch
+    the desk lamp", a bare target) and words nothing matches keep listening. Driven frame by frame
+    with real Whisper, so no clock is involved."""
+    from assistant.app import build_controller
+    from assistant.engine.endofturn import EndOfTurn
+    from assistant.engine.recognizer import Recognizer
+
+    bus = EventBus()
+    events = bus.record()
+    speech = await load_speech(config, tts=False)
+    controller = await build_controller(config, bus, llm=False)
+    try:
+        rescorer = controller.rescorer
+        recognizer = Recognizer(speech.asr, config.asr, bus, ["hey jarvis"], rescorer)
+        detector = TurnDetector(None, understands=rescorer.understands, whole_command=rescorer.matches_template, bare_target=rescorer.bare_target)
+        listener = speech.listener
+        eot = EndOfTurn(listener, detector, recognizer, bus, template_pause_ms=100)
+        ep = listener.endpointer
+
+        def until_silence(audio: np.ndarray, ms: int) -> None:
+            """Feed ``audio`` and then silence, frame by frame, until the endpointer has heard ``ms`` of it."""
+            listener.capture()
+            recognizer.reset()
+            frames = np.concatenate([audio, np.zeros(SAMPLE_RATE, dtype=np.int16)])
+            for i in range(0, frames.shape[0], FRAME_SAMPLES):
+                listener.process(frames[i : i + FRAME_SAMPLES])
+                if ep.silence_ms >= ms:
+                    return
+            raise AssertionError("the endpointer heard no silence")
+
+        outcomes = {}
+        for name, audio in (("lamp", clip("wfw_turn_on_the_living_room_lamp.wav")), ("bare", _say(tts, "Switch the desk lamp")),
+                            ("unmatched", _say(tts, "Could you please turn on the"))):
+            until_silence(audio, 40)
+            await recognizer.speculate_now(ep)  # the speculative transcript, ready
+            assert eot.early(None) is None  # 40 ms of silence: too soon whatever the words
+            until_more = 100 - ep.silence_ms
+            for _ in range(until_more // 20):
+                listener.process(np.zeros(FRAME_SAMPLES, dtype=np.int16))
+            assert ep.silence_ms == 100
+            outcomes[name] = eot.early(None)
+            assert eot.early(None) is None  # each speculation is read once
+            listener.idle()
+    finally:
+        await controller.close()
+    lamp = outcomes["lamp"]
+    assert lamp is not None and lamp.reason == "end_of_turn" and lamp.trailing_silence_ms == 100.0, lamp
+    assert outcomes["bare"] is None and outcomes["unmatched"] is None, outcomes
+    early = [e.detail for e in events if isinstance(e, StageTiming) and e.stage == "end_of_turn"]
+    assert len(early) == 1 and "finished at 100 ms of silence" in early[0] and "living room lamp" in early[0].lower(), early
+
+    assert EndOfTurn(listener, detector, recognizer, bus, template_pause_ms=200).template_pause_ms == 0  # not before pause_ms: off
+
+
 async def test_an_opening_and_only_a_target_holds_the_turn(config, tts):
     """"Switch the desk lamp" … "on please." and "is the back door" … "locked?": Whisper writes the
     first part as a whole sentence and Smart Turn hears a falling voice (p 0.9 in the turn

@@ -42,9 +42,13 @@ class EndOfTurn:
             and the text model too.
     """
 
-    def __init__(self, listener: Listener, detector: TurnDetector, recognizer: Recognizer | None, bus: EventBus, words_decide: bool = True) -> None:
+    def __init__(self, listener: Listener, detector: TurnDetector, recognizer: Recognizer | None, bus: EventBus, words_decide: bool = True,
+                 template_pause_ms: int = 0) -> None:
         self.listener = listener
         self.words_decide = words_decide
+        self.template_pause_ms = template_pause_ms if words_decide and template_pause_ms < listener.endpointer.config.pause_ms else 0
+        self._early_read: object | None = None
+        """The speculation :meth:`early` last read (each is read once)."""
         self.detector = detector
         self.recognizer = recognizer
         self.bus = bus
@@ -99,6 +103,39 @@ class EndOfTurn:
                                   detail=f"{'finished' if verdict.finished else 'goes on'}: {verdict.reason}, p={verdict.probability:.2f}, "
                                          f"{'text model not asked (a template matches)' if whole else f'text {completeness:.3f}'}, smart turn {verdict.compute_ms:.0f} ms, pause {pause.index}, words {text!r}"))
         return verdict
+
+    def early(self, turn: int | None) -> UtteranceEnd | None:
+        """Called after every captured frame of a real-time source: the utterance, ended now, when
+        at least ``endpoint.template_pause_ms`` of silence follows words the exact templates match
+        and no rule holds them (:meth:`~assistant.speech.turn.TurnDetector.by_words`: a beam
+        hypothesis ending unfinished, a bare target); else None. Reads the speculative transcript
+        only once it is ready (never waits), each speculation once; ``endpoint.pause_ms`` and
+        :meth:`judge` take every other case."""
+        ep = self.listener.endpointer
+        if not self.template_pause_ms or self.recognizer is None or self.detector.whole_command is None:
+            return None
+        silence = ep.silence_ms
+        if silence < self.template_pause_ms or ep.in_pause:
+            return None
+        spec = self.recognizer.speculation()
+        if spec is None or spec is self._early_read or not spec.done():
+            return None
+        self._early_read = spec
+        if spec.cancelled() or spec.exception() is not None:
+            return None
+        t0 = time.perf_counter()
+        heard = spec.result()
+        text = self.recognizer.text_of(heard)
+        if not text or not self.detector.whole_command(text):
+            return None
+        alternatives = tuple((strip_wake_phrase(alt, self.recognizer.wake_phrases), gap) for alt, gap in heard.alternatives)
+        verdict = self.detector.by_words(text, alternatives)
+        if verdict is None or not verdict.finished:
+            return None
+        self.verdicts.append(verdict)
+        self.bus.emit(StageTiming(stage="end_of_turn", ms=round((time.perf_counter() - t0) * 1000.0, 2), turn=turn,
+                                  detail=f"finished at {silence} ms of silence: {verdict.reason} (a template matches), words {text!r}"))
+        return self.listener.end_turn()
 
     def current(self, pause: Pause) -> bool:
         """The user is still silent in ``pause`` (a verdict about it still applies)."""

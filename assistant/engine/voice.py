@@ -155,7 +155,8 @@ class VoiceLoop:
                                     alternative_margin=config.endpoint.unfinished_alternative_margin,
                                     whole_command=rescorer.matches_template if rescorer is not None else None,
                                     bare_target=rescorer.bare_target if rescorer is not None else None)
-            self.end_of_turn = EndOfTurn(listener, detector, recognizer, bus, words_decide=config.endpoint.words_decide)
+            self.end_of_turn = EndOfTurn(listener, detector, recognizer, bus, words_decide=config.endpoint.words_decide,
+                                         template_pause_ms=config.endpoint.template_pause_ms)
         self._turn: _Turn | None = None
         self._turn_task: asyncio.Task | None = None
         self._answering: _Turn | None = None
@@ -238,7 +239,10 @@ class VoiceLoop:
                 self.level_dbfs = _dbfs(frame)
                 out = self.listener.process(frame)
                 if self.recognizer is not None and self.listener.mode is ListenerMode.CAPTURE:
-                    self.recognizer.on_frame(self.listener.endpointer, realtime=self.realtime, turn=self._turn.id if self._turn else None)
+                    turn_id = self._turn.id if self._turn else None
+                    self.recognizer.on_frame(self.listener.endpointer, realtime=self.realtime, turn=turn_id)
+                    if out is None and self.end_of_turn is not None and self.realtime:
+                        out = self.end_of_turn.early(turn_id)  # words the templates match: the turn ends before pause_ms
                 if out is not None:
                     await self._on_listener(out)
             out = self.listener.finish()
