@@ -85,7 +85,7 @@ class EndOfTurn:
             with contextlib.suppress(Exception):  # no transcript: prosody alone decides
                 heard = await asyncio.shield(spec)  # the final transcript may reuse it
                 text = self.recognizer.text_of(heard)
-                alternatives = tuple((strip_wake_phrase(alt, self.recognizer.wake_phrases), gap) for alt, gap in heard.alternatives)
+                alternatives = self._alternatives(heard)
         if prosody is None and (not self.words_decide or self.detector.by_words(text, alternatives) is None):
             prosody = prosody_task()  # the words will not settle it: Smart Turn alongside the text model
         completeness = -1.0
@@ -103,6 +103,11 @@ class EndOfTurn:
                                   detail=f"{'finished' if verdict.finished else 'goes on'}: {verdict.reason}, p={verdict.probability:.2f}, "
                                          f"{'text model not asked (a template matches)' if whole else f'text {completeness:.3f}'}, smart turn {verdict.compute_ms:.0f} ms, pause {pause.index}, words {text!r}"))
         return verdict
+
+    def _alternatives(self, heard) -> tuple[tuple[str, float], ...]:
+        """Whisper's other beam hypotheses for ``heard``, wake phrase stripped, with their
+        log-probability gap per token behind the transcript."""
+        return tuple((strip_wake_phrase(alt, self.recognizer.wake_phrases), gap) for alt, gap in heard.alternatives)
 
     def early(self, turn: int | None) -> UtteranceEnd | None:
         """Called after every captured frame of a real-time source: the utterance, ended now, when
@@ -128,7 +133,7 @@ class EndOfTurn:
         text = self.recognizer.text_of(heard)
         if not text or not self.detector.whole_command(text):
             return None
-        alternatives = tuple((strip_wake_phrase(alt, self.recognizer.wake_phrases), gap) for alt, gap in heard.alternatives)
+        alternatives = self._alternatives(heard)
         verdict = self.detector.by_words(text, alternatives)
         if verdict is None or not verdict.finished:
             return None
