@@ -207,6 +207,17 @@ class EndpointConfig(_Section):
     turn_ceiling_ms: int = Field(default=1200, ge=200, le=5000)
     """With a turn detector: silence that ends the turn whatever the detector said (a speaker the
     detector judged unfinished who has in fact finished waits this long)."""
+    unsure_ceiling_ms: int = Field(default=700, ge=0, le=5000)
+    """With a turn detector: silence that ends the turn when no word at the pause says the speaker
+    goes on, but nothing said they finished either (:data:`assistant.speech.turn.UNSURE_REASONS`:
+    Smart Turn below ``turn_threshold`` with words that decide nothing, or the text model's low
+    completeness score, which calls whole questions unfinished). Words that stop mid-sentence
+    ("turn on the", a bare target, a verb without its particle) still wait up to
+    ``turn_ceiling_ms``. 700 is the fixed trailing silence a sequential pipeline waits
+    (``trailing_silence_ms``), so such a turn is never slower than one, and it is longer than the
+    300–600 ms mid-sentence gaps of the cut-off recordings; in the turn benchmark 7 of 20 questions
+    for the LLM had waited for the 1.2 s ceiling, most on the text model's score (0 or ≥
+    ``turn_ceiling_ms``: off)."""
     max_utterance_s: float = Field(default=15.0, ge=1.0, le=120.0)
     no_speech_timeout_s: float = Field(default=5.0, ge=0.5, le=60.0)
     """Give up if nobody speaks this long after the wake word."""

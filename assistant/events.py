@@ -169,7 +169,9 @@ class SpeechEnded(Event):
     duration_s: float
     """Length of the captured utterance including pre-roll, seconds."""
     reason: str
-    """``"silence"`` (trailing silence reached) or ``"max_length"``."""
+    """``"silence"`` (trailing silence, or the turn detector's ceiling, reached), ``"unsure_pause"``
+    (``endpoint.unsure_ceiling_ms`` reached after a pause the turn detector could not judge),
+    ``"end_of_turn"``, ``"max_length"`` or ``"end_of_input"``."""
 
 
 @dataclass(frozen=True, kw_only=True)

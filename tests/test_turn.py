@@ -227,6 +227,70 @@ def test_endpointer_reports_pauses_and_waits_up_to_the_ceiling(fixtures_dir):
     assert ep.end_now() is None  # already ended
 
 
+def test_an_unsure_pause_ends_at_its_own_ceiling_and_speech_restores_the_long_one(fixtures_dir):
+    cfg = EndpointConfig(pause_ms=200, turn_ceiling_ms=1500, vad="webrtc")
+    lamp = "wfw_turn_on_the_living_room_lamp.wav"
+    # the clip holds a 1.48 s silence after its words and a ~0.25 s one between two of them
+    for at_pause, unsure_ms, expected in ((1, 400, ("unsure_pause", 400)), (2, 1000, ("silence", 1500))):
+        ep = Endpointer(cfg, detect_turns=True)
+        ep.start(0)
+        audio = recording(0.5, lamp, 0.3, lamp, 2.5)
+        end = None
+        for i in range(0, audio.shape[0] - FRAME_SAMPLES + 1, FRAME_SAMPLES):
+            r = ep.process(audio[i : i + FRAME_SAMPLES])
+            if isinstance(r, Pause) and r.index == at_pause:
+                assert ep.shorten_pause(unsure_ms) is None  # 200 ms of silence so far: not yet
+            if isinstance(r, UtteranceEnd):
+                end = r
+                break
+        # the first: the silence after the words ends the utterance at 400 ms; the second, in the
+        # short gap between two words: speech comes back, and the end waits the whole ceiling
+        assert end is not None and (end.reason, end.trailing_silence_ms) == expected, (at_pause, unsure_ms, end)
+    ep = Endpointer(cfg, detect_turns=True)
+    ep.start(0)
+    assert ep.shorten_pause(400) is None  # not in speech
+
+
+async def test_a_pause_nothing_can_judge_waits_less_than_one_the_words_hold(config, tts, text_model):
+    """Words nothing below the LLM understands, that do not stop mid-sentence, with no Smart Turn
+    to ask, or a whole question the text model scores unfinished: the turn ends at
+    ``endpoint.unsure_ceiling_ms`` (700) of silence; words that stop mid-sentence ("… turn on the")
+    wait for ``turn_ceiling_ms`` (1200). Frame by frame, real Whisper."""
+    from assistant.app import build_controller
+    from assistant.engine.endofturn import EndOfTurn
+    from assistant.engine.recognizer import Recognizer
+
+    bus = EventBus()
+    speech = await load_speech(config, tts=False)
+    controller = await build_controller(config, bus, llm=False)
+    try:
+        rescorer = controller.rescorer
+        recognizer = Recognizer(speech.asr, config.asr, bus, ["hey jarvis"], rescorer)
+        listener = speech.listener
+        assert (listener.endpointer.config.unsure_ceiling_ms, listener.endpointer.config.turn_ceiling_ms) == (700, 1200)
+        ends = {}
+        for name, text, scored in (("question", "Tell me a story about a dragon.", False), ("unfinished", "Could you please turn on the", False),
+                                   ("scored", "What is the largest planet?", True)):
+            detector = TurnDetector(None, understands=rescorer.understands, whole_command=rescorer.matches_template, bare_target=rescorer.bare_target,
+                                    text_model=text_model if scored else None)
+            eot = EndOfTurn(listener, detector, recognizer, bus, template_pause_ms=0)
+            listener.capture()
+            recognizer.reset()
+            frames = np.concatenate([_say(tts, text), np.zeros(2 * SAMPLE_RATE, dtype=np.int16)])
+            for i in range(0, frames.shape[0], FRAME_SAMPLES):
+                out = listener.process(frames[i : i + FRAME_SAMPLES])
+                if isinstance(out, Pause):
+                    out = await eot.at_pause(out, None)
+                if isinstance(out, UtteranceEnd):
+                    ends[name] = (out.reason, out.trailing_silence_ms, eot.verdicts[-1].reason)
+                    break
+            listener.idle()
+    finally:
+        await controller.close()
+    assert ends == {"question": ("unsure_pause", 700.0, "prosody_unsure"), "unfinished": ("silence", 1200.0, "unfinished_words"),
+                    "scored": ("unsure_pause", 700.0, "incomplete_sentence")}, ends
+
+
 def test_without_turn_detection_no_pauses_are_reported(fixtures_dir):
     ep = Endpointer(EndpointConfig(trailing_silence_ms=700), detect_turns=False)
     ep.start(0)

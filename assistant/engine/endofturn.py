@@ -7,7 +7,8 @@ reuses when the user does not go on) and Smart Turn read its audio, scores how c
 are as a sentence (:class:`~assistant.speech.turn.TextCompleteness`), and hands all three to the
 :class:`~assistant.speech.turn.TurnDetector`. If the user has finished and has not spoken again
 meanwhile, the utterance ends now; otherwise the endpointer keeps listening, up to
-``endpoint.turn_ceiling_ms`` of silence.
+``endpoint.turn_ceiling_ms`` of silence when the words say the speaker goes on, and up to
+``endpoint.unsure_ceiling_ms`` when nothing could tell.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from ..events import StageTiming
 from ..speech.asr import strip_wake_phrase
 from ..speech.endpoint import Pause, UtteranceEnd
 from ..speech.listener import Listener, ListenerMode
-from ..speech.turn import TurnDetector, TurnVerdict, ends_unfinished
+from ..speech.turn import UNSURE_REASONS, TurnDetector, TurnVerdict, ends_unfinished
 from .recognizer import Recognizer
 
 __all__ = ["EndOfTurn"]
@@ -150,8 +151,13 @@ class EndOfTurn:
     async def at_pause(self, pause: Pause, turn: int | None) -> UtteranceEnd | None:
         """Judge ``pause`` and, if the user has finished and is still silent, end the utterance."""
         verdict = await self.judge(pause, turn)
-        if verdict.finished and self.current(pause):
+        if not self.current(pause):
+            return None
+        if verdict.finished:
             return self.listener.end_turn()
+        cfg = self.listener.endpointer.config
+        if verdict.reason in UNSURE_REASONS and 0 < cfg.unsure_ceiling_ms < cfg.turn_ceiling_ms:
+            return self.listener.shorten_pause(cfg.unsure_ceiling_ms)  # no word says the speaker goes on
         return None
 
     def start(self, pause: Pause, turn: int | None, on_end: Callable[[UtteranceEnd], Awaitable[None]]) -> None:

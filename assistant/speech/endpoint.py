@@ -11,7 +11,8 @@ A voice decision per 20 ms frame (webrtcvad, or Silero VAD: ``endpoint.vad``) dr
 With a **turn detector** (``detect_turns=True``) a pause of ``pause_ms`` emits a :class:`Pause`
 instead: the caller asks the detector (:mod:`assistant.speech.turn`) and ends the turn with
 :meth:`Endpointer.end_now` when the user has finished; ``turn_ceiling_ms`` of silence ends it
-whatever the detector said.
+whatever the detector said, ``unsure_ceiling_ms`` when the detector could not tell
+(:meth:`Endpointer.shorten_pause`).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class UtteranceEnd:
     """Input position at which the end was declared."""
     reason: str
     """``"silence"`` (the fixed trailing silence, or the ceiling with a turn detector),
+    ``"unsure_pause"`` (``unsure_ceiling_ms`` with a turn detector that could not tell),
     ``"end_of_turn"`` (the turn detector), ``"max_length"`` or ``"end_of_input"``."""
     trailing_silence_ms: float
     """Silence waited before declaring the end (the endpointing latency), ms of audio."""
@@ -94,6 +96,8 @@ class Endpointer:
         pre_frames = max(1, config.pre_roll_ms // FRAME_MS)
         self._min_speech = max(1, config.min_speech_ms // FRAME_MS)
         self._trailing = max(1, (config.turn_ceiling_ms if detect_turns else config.trailing_silence_ms) // FRAME_MS)
+        self._ceiling = self._trailing
+        """Silence frames that end the utterance in the current pause (:meth:`shorten_pause`)."""
         self._max_frames = int(config.max_utterance_s * 1000 // FRAME_MS)
         self._pre: collections.deque[np.ndarray] = collections.deque(maxlen=pre_frames + self._min_speech)
         self._frames: list[np.ndarray] = []
@@ -117,6 +121,7 @@ class Endpointer:
         self._frames = []
         self._voiced_run = self._silence_run = 0
         self._pauses = 0
+        self._ceiling = self._trailing
         self._position = position
         timeout = self.config.no_speech_timeout_s if timeout_s is None else timeout_s
         self._deadline = position + int(timeout * SAMPLE_RATE)
@@ -173,14 +178,26 @@ class Endpointer:
         self._frames.append(frame)
         self._captured += frame.shape[0]
         self._silence_run = 0 if voiced else self._silence_run + 1
-        if self._silence_run >= self._trailing:
-            return self._end("silence")
+        if voiced:
+            self._ceiling = self._trailing
+        if self._silence_run >= self._ceiling:
+            return self._end("silence" if self._ceiling == self._trailing else "unsure_pause")
         if len(self._frames) >= self._max_frames:
             return self._end("max_length")
         if self.detect_turns and self._silence_run == self._pause:
             self._pauses += 1
             return Pause(audio_time_s=self._position / SAMPLE_RATE, index=self._pauses, samples=self._captured)
         return None
+
+    def shorten_pause(self, ceiling_ms: int) -> UtteranceEnd | None:
+        """End the current pause after ``ceiling_ms`` of silence instead of ``turn_ceiling_ms`` (the
+        turn detector could not tell; ``endpoint.unsure_ceiling_ms``); speech resets it. Returns
+        the utterance, ended now, when that much silence has already passed (reason ``"unsure_pause"``);
+        else None."""
+        if self.state is not EndpointState.IN_SPEECH or self._silence_run == 0:
+            return None
+        self._ceiling = min(self._trailing, max(1, ceiling_ms // FRAME_MS))
+        return self._end("unsure_pause") if self._silence_run >= self._ceiling else None
 
     def end_now(self, reason: str = "end_of_turn") -> UtteranceEnd | None:
         """The turn detector says the user has finished: close the utterance now (None when not in speech)."""

@@ -157,6 +157,16 @@ class Listener:
             self.mode = ListenerMode.BUSY
         return out
 
+    def shorten_pause(self, ceiling_ms: int) -> UtteranceEnd | None:
+        """The turn detector could not tell: end this pause after ``ceiling_ms`` of silence
+        (:meth:`Endpointer.shorten_pause`); the utterance if that much has passed already."""
+        if self.mode is not ListenerMode.CAPTURE:
+            return None
+        out = self.endpointer.shorten_pause(ceiling_ms)
+        if out is not None:
+            self.mode = ListenerMode.BUSY
+        return out
+
     def busy(self) -> None:
         self.mode = ListenerMode.BUSY
         self.endpointer.stop()

@@ -41,7 +41,7 @@ import numpy as np
 from ..audio.io import SAMPLE_RATE
 from ..errors import ModelError
 
-__all__ = ["DANGLING_WORDS", "PARTICLES", "STAND_INS", "SmartTurn", "TextCompleteness", "TurnDetector", "TurnVerdict", "ends_unfinished", "lacks_particle", "opening"]
+__all__ = ["DANGLING_WORDS", "PARTICLES", "STAND_INS", "UNSURE_REASONS", "SmartTurn", "TextCompleteness", "TurnDetector", "TurnVerdict", "ends_unfinished", "lacks_particle", "opening"]
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +120,15 @@ def ends_unfinished(text: str) -> bool:
     if last in STAND_INS or (last == "it" and len(words) > 1 and words[-2] in _BEFORE_IT):
         return True
     return bool(text.rstrip().endswith(("-", ",", "...", "…")))
+
+
+UNSURE_REASONS = frozenset({"prosody_unsure", "incomplete_sentence"})
+"""Verdicts "not finished" that rest on no word-level evidence: Smart Turn below its threshold with
+words that decide nothing, or the 135M text model's low completeness score, which calls whole
+questions unfinished ("What is the largest planet?" 0.002, "Name a famous scientist." 0.010 in the
+turn benchmark). Such a pause ends after ``endpoint.unsure_ceiling_ms``, not ``turn_ceiling_ms``;
+words that stop mid-sentence, a beam hypothesis that does, a bare target or a verb without its
+particle wait the whole ceiling."""
 
 
 @dataclass(frozen=True)
