@@ -241,8 +241,8 @@ async def ours(ctx, turn: Turn) -> tuple[float | None, float | None, str, dict[s
     for e in events:
         if isinstance(e, StageTiming):
             stages[e.stage] = stages.get(e.stage, 0.0) + e.ms
-    ceiling = any(isinstance(e, SpeechEnded) and e.reason == "silence" for e in events)  # no detector verdict ended it
-    return earcon_ms, reply_ms, _route_of(events), stages, ceiling
+    ended = next((e.reason for e in events if isinstance(e, SpeechEnded)), None)  # "silence": the ceiling, no verdict ended it
+    return earcon_ms, reply_ms, _route_of(events), stages, ended
 
 
 async def naive(ctx, turn: Turn) -> tuple[float | None, str]:
@@ -348,10 +348,10 @@ def bench_turn(ctx) -> None:
     tts = ctx.speech.tts
     for t in turns:
         tts.clear_cache()  # every reply synthesised from cold, in both pipelines
-        earcon_ms, reply_ms, route, stages, ceiling = asyncio.run(ours(ctx, t))
+        earcon_ms, reply_ms, route, stages, ended = asyncio.run(ours(ctx, t))
         tts.clear_cache()
         base_ms, base_route = asyncio.run(naive(ctx, t))
-        r = per.setdefault(t.route, {"ours": [], "earcon": [], "naive": [], "routes": [], "naive_routes": [], "stages": [], "missed": [], "ceiling": []})
+        r = per.setdefault(t.route, {"ours": [], "earcon": [], "naive": [], "routes": [], "naive_routes": [], "stages": [], "missed": [], "ceiling": [], "unsure": []})
         if reply_ms is not None:
             r["ours"].append(reply_ms)
         else:
@@ -363,7 +363,8 @@ def bench_turn(ctx) -> None:
         r["routes"].append(route)
         r["naive_routes"].append(base_route)
         r["stages"].append(stages)
-        r["ceiling"].append(ceiling)
+        r["ceiling"].append(ended == "silence")
+        r["unsure"].append(ended == "unsure_pause")
     out: dict[str, Any] = {}
     for route, r in per.items():
         s_ours, s_naive = stats(r["ours"]), stats(r["naive"])
@@ -375,6 +376,7 @@ def bench_turn(ctx) -> None:
             "naive_routes_taken": {x: r["naive_routes"].count(x) for x in set(r["naive_routes"])},
             "no_reply": r["missed"],
             "ceiling_waits": f"{sum(r['ceiling'])}/{len(r['ceiling'])}",
+            "unsure_pause_ends": f"{sum(r['unsure'])}/{len(r['unsure'])}",
             "stages_ms": {k: stats([s[k] for s in r["stages"] if k in s]) for k in keys},
         }
     repeat = []
