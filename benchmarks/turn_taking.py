@@ -211,9 +211,10 @@ def _route_of(events: list) -> str:
     return routes[-1] if routes else "?"
 
 
-async def ours(ctx, turn: Turn) -> tuple[float | None, float | None, str, dict[str, float], bool]:
-    """(ms to the earcon, ms to the first reply sample, route, stage timings, whether the turn
-    waited for the ceiling) for the real pipeline."""
+async def ours(ctx, turn: Turn) -> tuple[float | None, float | None, str, dict[str, float], str | None]:
+    """(ms to the earcon, ms to the first reply sample, route, stage timings, how the utterance
+    ended: :attr:`~assistant.events.SpeechEnded.reason`, "silence" when it waited for the ceiling)
+    for the real pipeline."""
     from assistant.app import build_listener
     from assistant.events import SpeechEnded, StageTiming
     from assistant.pipeline import Pipeline

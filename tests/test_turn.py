@@ -239,6 +239,7 @@ def test_an_unsure_pause_ends_at_its_own_ceiling_and_speech_restores_the_long_on
         for i in range(0, audio.shape[0] - FRAME_SAMPLES + 1, FRAME_SAMPLES):
             r = ep.process(audio[i : i + FRAME_SAMPLES])
             if isinstance(r, Pause) and r.index == at_pause:
+                assert ep.shorten_pause(0) is None and ep._ceiling == ep._trailing  # 0: off, nothing changes
                 assert ep.shorten_pause(unsure_ms) is None  # 200 ms of silence so far: not yet
             if isinstance(r, UtteranceEnd):
                 end = r

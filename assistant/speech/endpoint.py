@@ -193,8 +193,8 @@ class Endpointer:
         """End the current pause after ``ceiling_ms`` of silence instead of ``turn_ceiling_ms`` (the
         turn detector could not tell; ``endpoint.unsure_ceiling_ms``); speech resets it. Returns
         the utterance, ended now, when that much silence has already passed (reason ``"unsure_pause"``);
-        else None."""
-        if self.state is not EndpointState.IN_SPEECH or self._silence_run == 0:
+        else None. ``ceiling_ms`` ≤ 0 changes nothing."""
+        if self.state is not EndpointState.IN_SPEECH or self._silence_run == 0 or ceiling_ms <= 0:
             return None
         self._ceiling = min(self._trailing, max(1, ceiling_ms // FRAME_MS))
         return self._end("unsure_pause") if self._silence_run >= self._ceiling else None
