@@ -335,6 +335,10 @@ class LlmConfig(_Section):
     history_turns: int = Field(default=6, ge=0, le=50)
     """Turns of conversation kept verbatim; older ones are summarised."""
     seed: int = 0
+    preemptive_generation: bool = True
+    """Start generating at a pause after which the turn will probably end (the endpointer waits
+    ``endpoint.unsure_ceiling_ms`` to see whether the user goes on): the wait becomes generation
+    time, and speech stops it. Costs CPU on pauses where the user does go on."""
 
 
 class RemoteEndpoint(_Section):

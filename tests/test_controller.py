@@ -104,6 +104,46 @@ async def test_prefix_cache_makes_later_turns_cheap(config):
         await controller.close()
 
 
+async def test_a_request_prepared_at_a_pause_takes_over_the_generation_started_then(config):
+    """Preemptive generation: the router starts the local LLM on the words heard at a pause
+    (``Router.prepare``); the final request with the same words takes that generation over, and
+    the same request unprepared gives the same reply. A request the fast path understands is not
+    prepared, and other words stop what was prepared (real SmolLM2-135M)."""
+    need_test_models()
+    bus = EventBus()
+    events = bus.record()
+    controller = await build_controller(_cfg(config), bus)
+    router = controller.router
+    engine = router.local.engine
+    try:
+        pipeline = Pipeline(config, None, responder=router, bus=bus)
+        question = "who wrote the book war and peace"
+        plain, _, _ = await _ask(pipeline, events, question)
+        router.conversation.clear()
+        assert router.prepare(question) and engine.speculating
+        n = len(events)
+        prepared, _, routes = await _ask(pipeline, events, question)
+        timing = [e.detail for e in events[n:] if getattr(e, "stage", "") == "llm_first_token"][0]
+        assert "before the request was final (preemptive)" in timing and not engine.speculating, timing
+        assert routes[0][0] == "local_llm" and prepared == plain, (prepared, plain)
+
+        assert not router.prepare("turn on the kitchen light") and not engine.speculating  # the fast path answers it
+        assert router.prepare("who painted the mona lisa") and engine.speculating
+        n = len(events)
+        await _ask(pipeline, events, "what is the capital of peru")
+        timing = [e.detail for e in events[n:] if getattr(e, "stage", "") == "llm_first_token"][0]
+        assert "preemptive" not in timing and not engine.speculating, timing
+        assert router.prepare("who painted the mona lisa") and engine.speculating
+        router.unprepare()
+        assert not engine.speculating
+        router.conversation.clear()
+        assert router.prepare("who painted the mona lisa")
+        reply, calls, routes = await _ask(pipeline, events, "turn on the kitchen light")
+        assert routes[0][0] == "fast_path" and not engine.speculating  # the prepared generation was stopped
+    finally:
+        await controller.close()
+
+
 async def test_the_step_limit_bounds_the_loop(config):
     """A model that keeps calling tools is stopped after llm.max_steps calls."""
     cfg = _cfg(config, **{"llm.max_steps": 2})

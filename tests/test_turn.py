@@ -464,6 +464,46 @@ async def test_a_home_request_nothing_understands_is_heard_again_from_the_pause_
     assert "text model not asked" not in americano, americano
 
 
+async def test_the_local_llm_starts_at_a_pause_the_turn_probably_ends_at_and_stops_when_the_user_goes_on(config):
+    """Preemptive generation through the voice loop: a question the text model scores unfinished
+    waits ``endpoint.unsure_ceiling_ms`` at its pause, and the local LLM starts on its words
+    meanwhile; the reply's generation is that one. When the user goes on after such a pause, what
+    was started is stopped at once (real Whisper, SmolLM2-135M, Smart Turn)."""
+    from assistant.app import build_controller
+
+    bus = EventBus()
+    events = bus.record()
+    speech = await load_speech(config)
+    controller = await build_controller(config, bus)
+    router, engine = controller.router, controller.router.local.engine
+    calls: list[tuple[str, object]] = []
+    prepare, unprepare = router.prepare, router.unprepare
+    router.prepare = lambda text: (calls.append(("prepare", text)), prepare(text))[1]
+    router.unprepare = lambda: (calls.append(("unprepare", engine.speculating)), unprepare())[1]
+    tts = speech.tts
+    try:
+        for parts in (["What is the largest planet?"], ["What is the largest planet", "in our solar system?"]):
+            said = [_say(tts, p) for p in parts]
+            audio = recording(0.5, "hey_jarvis.wav", 0.3, said[0], *([0.5, said[1]] if len(said) > 1 else []), 1.5)
+            n, calls[:] = len(events), []
+            pipeline = Pipeline(config, speech.listener, asr=speech.asr, bus=bus, responder=router, rescorer=controller.rescorer)
+            await pipeline.run(ArraySource(audio))
+            new = events[n:]
+            verdicts = [e.detail for e in new if isinstance(e, StageTiming) and e.stage == "end_of_turn"]
+            first_token = [e.detail for e in new if isinstance(e, StageTiming) and e.stage == "llm_first_token"]
+            assert "incomplete_sentence" in verdicts[0] and calls and calls[0][0] == "prepare", (verdicts, calls)
+            if len(parts) == 1:
+                assert [e.reason for e in new if isinstance(e, SpeechEnded)] == ["unsure_pause"]
+                assert "before the request was final (preemptive)" in first_token[0], first_token
+                assert ("unprepare", True) not in calls, calls
+            else:
+                finals = [normalize_transcript(e.text) for e in new if isinstance(e, FinalTranscript)]
+                assert len(finals) == 1 and "solar system" in finals[0], finals
+                assert ("unprepare", True) in calls, calls  # the user went on: the generation was stopped
+    finally:
+        await controller.close()
+
+
 def test_missing_or_corrupt_model_falls_back_to_silence(config, tmp_path):
     notices: list[str] = []
     bad = tmp_path / "smart-turn.onnx"

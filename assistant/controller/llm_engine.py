@@ -22,7 +22,7 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -54,11 +54,28 @@ class CompletionStats:
     completion_tokens: int = 0
     first_token_ms: float = 0.0
     total_ms: float = 0.0
+    preemptive_ms: float = 0.0
+    """How long before the request was final its generation started (:meth:`LlmEngine.speculate`; 0:
+    it started when asked). ``first_token_ms`` and ``total_ms`` run from the start of generation."""
 
     @property
     def tokens_per_s(self) -> float:
         gen_ms = self.total_ms - self.first_token_ms
         return (self.completion_tokens - 1) / (gen_ms / 1000) if gen_ms > 0 and self.completion_tokens > 1 else 0.0
+
+
+@dataclass
+class _Generation:
+    """One generation on the worker thread, as its consumer sees it."""
+
+    key: tuple[str, str, int]
+    """(prompt, schema as sorted JSON, max_tokens)."""
+    queue: asyncio.Queue = field(default_factory=asyncio.Queue)
+    """Text pieces, then the :class:`CompletionStats` or the exception."""
+    stop: threading.Event = field(default_factory=threading.Event)
+    future: "asyncio.Future | None" = None
+    started: float = field(default_factory=time.perf_counter)
+    speculative: bool = False
 
 
 class LlmEngine:
@@ -107,8 +124,10 @@ class LlmEngine:
         self._grammars: dict[str, Any] = {}
         self._grammar_cls = llama_cpp.LlamaGrammar
         self._lock = threading.Lock()
+        self._speculation: _Generation | None = None
 
     def close(self) -> None:
+        self.cancel_speculation()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------------ prompts and grammars
@@ -162,36 +181,80 @@ class LlmEngine:
             stats.total_ms = (time.perf_counter() - t0) * 1000.0
             return stats
 
-    async def stream(self, prompt: str, *, schema: dict[str, Any] | None = None, max_tokens: int | None = None) -> AsyncIterator[str | CompletionStats]:
-        """Generate on the worker thread; yields text pieces as they come, then the stats.
-
-        Cancelling the consumer stops generation at the next token.
-        """
+    def _start(self, prompt: str, schema: dict[str, Any] | None, max_tokens: int | None) -> "_Generation":
+        """Queue a generation on the worker thread; its pieces, then its stats (or its error), go to a queue."""
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[str | CompletionStats | BaseException] = asyncio.Queue()
-        stop = threading.Event()
+        gen = _Generation(key=(prompt, json.dumps(schema, sort_keys=True), max_tokens or self.config.max_tokens))
         grammar = self.grammar(schema) if schema is not None else None
 
         def run() -> None:
             try:
                 stats = self._generate(prompt, grammar, max_tokens or self.config.max_tokens,
-                                       lambda t: loop.call_soon_threadsafe(queue.put_nowait, t), stop)
-                loop.call_soon_threadsafe(queue.put_nowait, stats)
+                                       lambda t: loop.call_soon_threadsafe(gen.queue.put_nowait, t), gen.stop)
+                loop.call_soon_threadsafe(gen.queue.put_nowait, stats)
             except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-                loop.call_soon_threadsafe(queue.put_nowait, exc)
+                loop.call_soon_threadsafe(gen.queue.put_nowait, exc)
 
-        fut = loop.run_in_executor(self._pool, run)
+        gen.future = loop.run_in_executor(self._pool, run)
+        return gen
+
+    def speculate(self, prompt: str, *, schema: dict[str, Any] | None = None, max_tokens: int | None = None) -> None:
+        """Start generating ``prompt`` before anyone asks for it (preemptive generation).
+
+        The voice loop calls this (through the router) at a pause after which the turn will
+        probably end, with the request as heard so far. If the next :meth:`stream` asks for the
+        same prompt, schema and token limit, it takes over this generation — the tokens already
+        made, then the rest as they come — so the time the endpointer spent waiting for the user
+        to go on was also generation time. Any other call, or :meth:`cancel_speculation`, stops it
+        at the next token. Only tokens are made ahead; acting on them (a tool call) is the
+        caller's, after the request is final. The same idea as LiveKit Agents'
+        ``preemptive_generation``.
+        """
+        self.cancel_speculation()
+        self._speculation = self._start(prompt, schema, max_tokens)
+        self._speculation.speculative = True
+
+    def cancel_speculation(self) -> None:
+        """Stop a generation started by :meth:`speculate` that no one has taken over (no-op without one)."""
+        spec, self._speculation = self._speculation, None
+        if spec is not None:
+            spec.stop.set()
+
+    @property
+    def speculating(self) -> bool:
+        """A generation started by :meth:`speculate` waits to be taken over."""
+        return self._speculation is not None
+
+    async def stream(self, prompt: str, *, schema: dict[str, Any] | None = None, max_tokens: int | None = None) -> AsyncIterator[str | CompletionStats]:
+        """Generate on the worker thread; yields text pieces as they come, then the stats.
+
+        A generation :meth:`speculate` started for the same prompt, schema and ``max_tokens`` is
+        taken over (its stats have ``preemptive_ms`` > 0); any other is stopped. Cancelling the
+        consumer stops generation at the next token.
+        """
+        spec, self._speculation = self._speculation, None
+        key = (prompt, json.dumps(schema, sort_keys=True), max_tokens or self.config.max_tokens)
+        if spec is not None and spec.key == key and not spec.stop.is_set():
+            gen = spec
+        else:
+            if spec is not None:
+                spec.stop.set()
+            gen = self._start(prompt, schema, max_tokens)
+        taken_at = time.perf_counter()
         try:
             while True:
-                item = await queue.get()
+                item = await gen.queue.get()
                 if isinstance(item, BaseException):
                     raise item
+                if isinstance(item, CompletionStats) and gen.speculative:
+                    item.preemptive_ms = (taken_at - gen.started) * 1000.0
                 yield item
                 if isinstance(item, CompletionStats):
                     return
         finally:
-            stop.set()
-            if not fut.done():
+            gen.stop.set()
+            fut = gen.future
+            if fut is not None and not fut.done():
                 try:
                     await asyncio.shield(fut)
                 except Exception:  # noqa: BLE001

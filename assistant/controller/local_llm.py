@@ -439,6 +439,30 @@ class LocalController:
 
     # ------------------------------------------------------------------ the loop
 
+    def _opening(self, text: str, conversation: Conversation) -> tuple[list[Tool], bool, list[dict[str, str]]] | None:
+        """The tools offered for ``text``, whether it must be answered by a tool (a command or an
+        action request), and the messages of the first step; None for an action request no tool
+        matches (:meth:`_mostly_unknown`), which the model is not asked about."""
+        tools, command = self._candidates(text)
+        action = is_action_request(text)
+        if action and self._mostly_unknown(text):
+            return None
+        messages = [*self.prefix_messages(), *conversation.messages(), {"role": "user", "content": text}]
+        return tools, command or action, messages
+
+    def speculate(self, text: str, conversation: Conversation) -> bool:
+        """Start the first step of :meth:`respond` for ``text`` now (:meth:`LlmEngine.speculate`):
+        the voice loop calls this at a pause after which the turn will probably end. Nothing is
+        acted on; a :meth:`respond` for the same text and conversation takes the generation over.
+        Returns whether a generation was started."""
+        opening = self._opening(text, conversation)
+        if opening is None:
+            return False
+        tools, command, messages = opening
+        schema = action_schema(tools, self._choices(), after_tool=False, allow_answer=not command)
+        self.engine.speculate(self.engine.render(messages), schema=schema)
+        return True
+
     async def respond(
         self,
         text: str,
@@ -449,18 +473,17 @@ class LocalController:
     ) -> AsyncIterator[str | LocalResult]:
         """Answer a request; yields spoken text pieces and finally a :class:`LocalResult`."""
         deadline = time.monotonic() + self.config.time_limit_s
-        tools, command = self._candidates(text)
-        action = is_action_request(text)
-        if action and self._mostly_unknown(text):
+        opening = self._opening(text, conversation)
+        if opening is None:
             # "can I have a double shot americano": an action no tool here matches. Saying so is
             # the honest answer; letting a small model improvise one is how assistants lie.
+            self.engine.cancel_speculation()
             self.bus.emit(StageTiming(stage="llm", ms=0.0, turn=turn, detail="skipped: an action request no tool matches"))
             yield LocalResult(handled=False, reason="no tool can do that (an action request that matches no tool)")
             return
-        command = command or action  # a request to do something is answered by a tool, not by words
+        tools, command, messages = opening
         allowed = {t.name for t in tools}
         choices = self._choices()
-        messages = [*self.prefix_messages(), *conversation.messages(), {"role": "user", "content": text}]
         result = LocalResult(handled=True)
         said: list[str] = []
         failures = 0
@@ -526,8 +549,9 @@ class LocalController:
                 result.reason = "time limit"
                 yield result
                 return
+            ahead = f", started {stats.preemptive_ms:.0f} ms before the request was final (preemptive)" if stats.preemptive_ms else ""
             self.bus.emit(StageTiming(stage="llm_first_token", ms=round(stats.first_token_ms, 2), turn=turn,
-                                      detail=f"step {step + 1}: {stats.prompt_tokens} prompt tokens, {stats.cached_tokens} cached"))
+                                      detail=f"step {step + 1}: {stats.prompt_tokens} prompt tokens, {stats.cached_tokens} cached{ahead}"))
             self.bus.emit(StageTiming(stage="llm", ms=round(stats.total_ms, 2), turn=turn,
                                       detail=f"step {step + 1}: {stats.completion_tokens} tokens, {stats.tokens_per_s:.1f} tok/s"))
             result.steps = step + 1

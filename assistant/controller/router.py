@@ -124,6 +124,8 @@ class Router:
         self.confirm = confirm
         self._origins: dict[str, _OriginState] = {}
         self._answered = False
+        self._prepared: tuple[str, str] | None = None
+        """(origin, text) of the request :meth:`prepare` started the local LLM on."""
         self.local_loading: "asyncio.Task[LocalController | None] | None" = None
         """The local LLM still loading in the background (``build_controller(background_llm=True)``)."""
 
@@ -167,8 +169,51 @@ class Router:
     def _route(self, route: str, reason: str, turn: int, intent: str = "") -> None:
         self.bus.emit(RouteDecided(route=route, reason=reason, intent=intent, turn=turn))
 
+    def prepare(self, text: str) -> bool:
+        """Start the local LLM on ``text`` before the request is final (preemptive generation).
+
+        The voice loop calls this at a pause after which the turn will probably end
+        (``endpoint.unsure_ceiling_ms``), with the transcript so far: if nothing below the LLM
+        understands it and the LLM would be asked (no question pending, not a request for the
+        remote model), the first step's generation starts now (:meth:`LocalController.speculate`),
+        and :meth:`respond` for the same text takes it over; nothing is acted on before that.
+        Returns whether a generation was started. Off with ``llm.preemptive_generation = false``.
+        """
+        self.unprepare()
+        if self.local is None or not self.config.llm.preemptive_generation or self.pending is not None:
+            return False
+        if _ASK_REMOTE.search(text) or _HELP.match(text.strip()):
+            return False
+        if self.fast_path is not None and (resolve_follow_up(text, self.conversation, self.registry.service("home")) is not None
+                                           or self.fast_path.match_all(text)):
+            return False
+        if self.tolerant is not None and self.tolerant.match(text) is not None:
+            return False
+        if not self.local.speculate(text, self.conversation):
+            return False
+        self._prepared = (current_turn().origin, text)
+        return True
+
+    def unprepare(self) -> None:
+        """Stop a generation :meth:`prepare` started (the user went on speaking); no-op without one."""
+        if self._prepared is not None:
+            self._prepared = None
+            if self.local is not None:
+                self.local.engine.cancel_speculation()
+
     async def respond(self, text: str, *, turn: int) -> AsyncIterator[str]:
         """Answer one request; yields reply text as it is produced."""
+        if self._prepared is not None and self._prepared != (current_turn().origin, text):
+            self.unprepare()  # the request is not the one prepared: free the CPU now
+        self._prepared = None
+        try:
+            async for piece in self._respond(text, turn=turn):
+                yield piece
+        finally:
+            if self.local is not None:
+                self.local.engine.cancel_speculation()  # a tier below the LLM answered after all
+
+    async def _respond(self, text: str, *, turn: int) -> AsyncIterator[str]:
         if self.pending is not None:
             async for piece in self._answer_question(text, turn):
                 yield piece

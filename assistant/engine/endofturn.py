@@ -22,7 +22,7 @@ from typing import Awaitable, Callable
 from ..bus import EventBus
 from ..events import StageTiming
 from ..speech.asr import strip_wake_phrase
-from ..speech.endpoint import Pause, UtteranceEnd
+from ..speech.endpoint import NoSpeechTimeout, Pause, UtteranceEnd
 from ..speech.listener import Listener, ListenerMode
 from ..speech.turn import UNSURE_REASONS, TurnDetector, TurnVerdict, ends_unfinished
 from .recognizer import Recognizer
@@ -41,11 +41,22 @@ class EndOfTurn:
         words_decide: Give the verdict from the transcript alone when it settles the question
             (:meth:`~assistant.speech.turn.TurnDetector.by_words`); False: always ask Smart Turn
             and the text model too.
+        template_pause_ms: Silence after words the exact templates match that ends the turn (:meth:`early`; 0: off).
+        prepare: Called with the transcript at a pause that waits only ``endpoint.unsure_ceiling_ms``
+            (the turn will probably end): the router starts the local LLM on it
+            (:meth:`~assistant.controller.router.Router.prepare`). None: nothing is prepared.
+        unprepare: Called when the user speaks again in that pause, or the next pause comes.
     """
 
     def __init__(self, listener: Listener, detector: TurnDetector, recognizer: Recognizer | None, bus: EventBus, words_decide: bool = True,
-                 template_pause_ms: int = 0) -> None:
+                 template_pause_ms: int = 0, prepare: Callable[[str], bool] | None = None, unprepare: Callable[[], None] | None = None) -> None:
         self.listener = listener
+        self.prepare = prepare
+        self.unprepare = unprepare
+        self._prepared_pause: int | None = None
+        """The pause whose transcript :attr:`prepare` was called with (None: nothing prepared)."""
+        self._text: tuple[int, str | None] = (-1, None)
+        """(pause index, transcript) of the last pause judged."""
         self.words_decide = words_decide
         self.template_pause_ms = template_pause_ms if words_decide and template_pause_ms < listener.endpointer.config.pause_ms else 0
         self._early_read: object | None = None
@@ -100,6 +111,7 @@ class EndOfTurn:
             p, ms = await prosody if prosody is not None else (-1.0, 0.0)
             verdict = self.detector.verdict(text, p, ms, completeness, alternatives)
         self.verdicts.append(verdict)
+        self._text = (pause.index, text)
         self.bus.emit(StageTiming(stage="end_of_turn", ms=round((time.perf_counter() - t0) * 1000.0, 2), turn=turn,
                                   detail=f"{'finished' if verdict.finished else 'goes on'}: {verdict.reason}, p={verdict.probability:.2f}, "
                                          f"{'text model not asked (a template matches)' if whole else f'text {completeness:.3f}'}, smart turn {verdict.compute_ms:.0f} ms, pause {pause.index}, words {text!r}"))
@@ -145,8 +157,7 @@ class EndOfTurn:
 
     def current(self, pause: Pause) -> bool:
         """The user is still silent in ``pause`` (a verdict about it still applies)."""
-        ep = self.listener.endpointer
-        return self.listener.mode is ListenerMode.CAPTURE and ep.pause_index == pause.index and ep.in_pause
+        return self.current_index(pause.index)
 
     async def at_pause(self, pause: Pause, turn: int | None) -> UtteranceEnd | None:
         """Judge ``pause`` and, if the user has finished and is still silent, end the utterance."""
@@ -157,8 +168,39 @@ class EndOfTurn:
             return self.listener.end_turn()
         cfg = self.listener.endpointer.config
         if verdict.reason in UNSURE_REASONS and 0 < cfg.unsure_ceiling_ms < cfg.turn_ceiling_ms:
-            return self.listener.shorten_pause(cfg.unsure_ceiling_ms)  # no word says the speaker goes on
+            out = self.listener.shorten_pause(cfg.unsure_ceiling_ms)  # no word says the speaker goes on
+            index, text = self._text
+            if out is None and self.prepare is not None and text and index == pause.index:
+                self.release()
+                if self.prepare(text):  # the turn will probably end: the LLM can start on the words now
+                    self._prepared_pause = pause.index
+            return out
         return None
+
+    def on_frame(self) -> None:
+        """Called after every captured frame: the user spoke again (or a new pause began) after a
+        pause whose words were prepared, so what was prepared is stopped."""
+        if self._prepared_pause is not None and not self.current_index(self._prepared_pause):
+            self.release()
+
+    def hand_over(self, out: UtteranceEnd | NoSpeechTimeout) -> None:
+        """The utterance ended: what was prepared is the responder's now (an :class:`UtteranceEnd`
+        that will be answered), or stopped (no speech)."""
+        if isinstance(out, UtteranceEnd):
+            self._prepared_pause = None
+        else:
+            self.release()
+
+    def release(self) -> None:
+        """Stop what :attr:`prepare` started, if anything (the utterance ended another way, or the user went on)."""
+        if self._prepared_pause is not None:
+            self._prepared_pause = None
+            if self.unprepare is not None:
+                self.unprepare()
+
+    def current_index(self, index: int) -> bool:
+        ep = self.listener.endpointer
+        return self.listener.mode is ListenerMode.CAPTURE and ep.pause_index == index and ep.in_pause
 
     def start(self, pause: Pause, turn: int | None, on_end: Callable[[UtteranceEnd], Awaitable[None]]) -> None:
         """Judge ``pause`` in the background (real-time sources: frames keep coming meanwhile) and

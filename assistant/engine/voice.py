@@ -52,7 +52,7 @@ from ..speech.turn import TurnDetector
 from ..speech.wake import WakeHit, WakeVerifier, phrase_from_model_name, wake_window
 from .arbiter import Request, TurnArbiter
 from .bargein import BargeInPolicy
-from .context import LOCAL
+from .context import LOCAL, TurnContext, use
 from .dialog import VoiceDialog
 from .endofturn import EndOfTurn
 from .recognizer import Recognizer
@@ -156,7 +156,7 @@ class VoiceLoop:
                                     whole_command=rescorer.matches_template if rescorer is not None else None,
                                     bare_target=rescorer.bare_target if rescorer is not None else None)
             self.end_of_turn = EndOfTurn(listener, detector, recognizer, bus, words_decide=config.endpoint.words_decide,
-                                         template_pause_ms=config.endpoint.template_pause_ms)
+                                         template_pause_ms=config.endpoint.template_pause_ms, prepare=self._prepare, unprepare=self._unprepare)
         self._turn: _Turn | None = None
         self._turn_task: asyncio.Task | None = None
         self._answering: _Turn | None = None
@@ -243,6 +243,8 @@ class VoiceLoop:
                     self.recognizer.on_frame(self.listener.endpointer, realtime=self.realtime, turn=turn_id)
                     if out is None and self.end_of_turn is not None and self.realtime:
                         out = self.end_of_turn.early(turn_id)  # words the templates match: the turn ends before pause_ms
+                    if out is None and self.end_of_turn is not None:
+                        self.end_of_turn.on_frame()  # speech again after a prepared pause: stop what was prepared
                 if out is not None:
                     await self._on_listener(out)
             out = self.listener.finish()
@@ -261,6 +263,7 @@ class VoiceLoop:
             return
         if isinstance(out, (UtteranceEnd, NoSpeechTimeout)) and self.end_of_turn is not None:
             self.end_of_turn.cancel()
+            self.end_of_turn.hand_over(out)
         waiter = self._reply_waiter
         if waiter is not None and not waiter.done() and isinstance(out, (UtteranceEnd, NoSpeechTimeout)):
             waiter.set_result(out)  # the answer to a question the assistant asked (real-time mode)
@@ -312,6 +315,20 @@ class VoiceLoop:
         log.info("spoken stop during the reply: %r", text)
         await self.arbiter.interrupt("stop")
         await self.cancel_turn()
+
+    def _prepare(self, text: str) -> bool:
+        """The turn will probably end with ``text``: let the responder start on it (see
+        :meth:`~assistant.controller.router.Router.prepare`), in this loop's turn context."""
+        prepare = getattr(self.arbiter.responder, "prepare", None)
+        if prepare is None or not self.answers or self.arbiter.busy:
+            return False
+        with use(TurnContext(origin=self.origin, area=self.area, turn=self.current_turn)):
+            return bool(prepare(text))
+
+    def _unprepare(self) -> None:
+        unprepare = getattr(self.arbiter.responder, "unprepare", None)
+        if unprepare is not None:
+            unprepare()
 
     async def _on_pause(self, pause: Pause) -> None:
         """A short pause mid-utterance: ask the turn detector (in the background for a real-time

@@ -47,6 +47,12 @@ class ScriptedLLM:
     def close(self) -> None:
         pass
 
+    def speculate(self, prompt: str, *, schema: dict[str, Any] | None = None, max_tokens: int | None = None) -> None:
+        """Generation ahead of time changes nothing in a script (the next :meth:`stream` plays the next action)."""
+
+    def cancel_speculation(self) -> None:
+        pass
+
     async def stream(self, prompt: str, *, schema: dict[str, Any] | None = None, max_tokens: int | None = None) -> AsyncIterator[str | CompletionStats]:
         import jsonschema  # noqa: PLC0415
 
