@@ -42,10 +42,12 @@ class EndOfTurn:
             (:meth:`~assistant.speech.turn.TurnDetector.by_words`); False: always ask Smart Turn
             and the text model too.
         template_pause_ms: Silence after words the exact templates match that ends the turn (:meth:`early`; 0: off).
-        prepare: Called with the transcript at a pause that waits only ``endpoint.unsure_ceiling_ms``
-            (the turn will probably end): the router starts the local LLM on it
-            (:meth:`~assistant.controller.router.Router.prepare`). None: nothing is prepared.
-        unprepare: Called when the user speaks again in that pause, or the next pause comes.
+        prepare: Called with the transcript at a pause as soon as it is known, when the words alone
+            do not settle the verdict (they may well be the whole request): the router starts the
+            local LLM on it (:meth:`~assistant.controller.router.Router.prepare`), so generation
+            overlaps Smart Turn, the text model and an unsure pause's wait. None: nothing is prepared.
+        unprepare: Called when the verdict holds the turn open on the words' evidence, or the user
+            speaks again in that pause.
     """
 
     def __init__(self, listener: Listener, detector: TurnDetector, recognizer: Recognizer | None, bus: EventBus, words_decide: bool = True,
@@ -55,8 +57,7 @@ class EndOfTurn:
         self.unprepare = unprepare
         self._prepared_pause: int | None = None
         """The pause whose transcript :attr:`prepare` was called with (None: nothing prepared)."""
-        self._text: tuple[int, str | None] = (-1, None)
-        """(pause index, transcript) of the last pause judged."""
+
         self.words_decide = words_decide
         self.template_pause_ms = template_pause_ms if words_decide and template_pause_ms < listener.endpointer.config.pause_ms else 0
         self._early_read: object | None = None
@@ -98,7 +99,10 @@ class EndOfTurn:
                 heard = await asyncio.shield(spec)  # the final transcript may reuse it
                 text = self.recognizer.text_of(heard)
                 alternatives = self._alternatives(heard)
-        if prosody is None and (not self.words_decide or self.detector.by_words(text, alternatives) is None):
+        open_question = text is not None and self.detector.by_words(text, alternatives) is None
+        if open_question and text and self.current(pause):
+            self._prepare(pause.index, text)  # words that may well be the whole request: the LLM can start on them now
+        if prosody is None and (not self.words_decide or open_question):
             prosody = prosody_task()  # the words will not settle it: Smart Turn alongside the text model
         completeness = -1.0
         whole = self.words_decide and bool(text) and self.detector.whole_command is not None and self.detector.whole_command(text)
@@ -111,7 +115,6 @@ class EndOfTurn:
             p, ms = await prosody if prosody is not None else (-1.0, 0.0)
             verdict = self.detector.verdict(text, p, ms, completeness, alternatives)
         self.verdicts.append(verdict)
-        self._text = (pause.index, text)
         self.bus.emit(StageTiming(stage="end_of_turn", ms=round((time.perf_counter() - t0) * 1000.0, 2), turn=turn,
                                   detail=f"{'finished' if verdict.finished else 'goes on'}: {verdict.reason}, p={verdict.probability:.2f}, "
                                          f"{'text model not asked (a template matches)' if whole else f'text {completeness:.3f}'}, smart turn {verdict.compute_ms:.0f} ms, pause {pause.index}, words {text!r}"))
@@ -168,14 +171,16 @@ class EndOfTurn:
             return self.listener.end_turn()
         cfg = self.listener.endpointer.config
         if verdict.reason in UNSURE_REASONS and 0 < cfg.unsure_ceiling_ms < cfg.turn_ceiling_ms:
-            out = self.listener.shorten_pause(cfg.unsure_ceiling_ms)  # no word says the speaker goes on
-            index, text = self._text
-            if out is None and self.prepare is not None and text and index == pause.index:
-                self.release()
-                if self.prepare(text):  # the turn will probably end: the LLM can start on the words now
-                    self._prepared_pause = pause.index
-            return out
+            return self.listener.shorten_pause(cfg.unsure_ceiling_ms)  # no word says the speaker goes on
+        self.release()  # the words say the speaker goes on: what was started on them is wasted
         return None
+
+    def _prepare(self, index: int, text: str) -> None:
+        if self.prepare is None or self._prepared_pause == index:
+            return
+        self.release()
+        if self.prepare(text):
+            self._prepared_pause = index
 
     def on_frame(self) -> None:
         """Called after every captured frame: the user spoke again (or a new pause began) after a
