@@ -550,6 +550,9 @@ class LocalController:
                 yield result
                 return
             ahead = f", started {stats.preemptive_ms:.0f} ms before the request was final (preemptive)" if stats.preemptive_ms else ""
+            if stats.preemptive_ms:
+                self.bus.emit(StageTiming(stage="llm_preemptive", ms=round(stats.preemptive_ms, 2), turn=turn,
+                                          detail="generation started at a pause, this long before the request was final"))
             self.bus.emit(StageTiming(stage="llm_first_token", ms=round(stats.first_token_ms, 2), turn=turn,
                                       detail=f"step {step + 1}: {stats.prompt_tokens} prompt tokens, {stats.cached_tokens} cached{ahead}"))
             self.bus.emit(StageTiming(stage="llm", ms=round(stats.total_ms, 2), turn=turn,
