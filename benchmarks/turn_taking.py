@@ -316,7 +316,11 @@ async def cutoffs(ctx, quick: bool) -> dict[str, Any]:
                                           ctx.speech.turn_text if detect and words else None)
                 events: list = []
                 unsub = ctx.bus.subscribe(events.append)
-                pipe = Pipeline(cfg, listener, asr=ctx.speech.asr, bus=ctx.bus, rescorer=ctx.controller.rescorer if words else None)
+                # the turn detector as shipped answers too: words the local LLM starts on at the pause
+                # (preemptive generation) are held to unsure_ceiling_ms
+                ctx.controller.router.conversation.clear()
+                pipe = Pipeline(cfg, listener, asr=ctx.speech.asr, bus=ctx.bus, rescorer=ctx.controller.rescorer if words else None,
+                                responder=ctx.controller.router if detect and words else None)
                 if pipe.voice.end_of_turn is not None and not words:
                     pipe.voice.end_of_turn.recognizer = None  # prosody only
                 try:

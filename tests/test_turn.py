@@ -16,7 +16,7 @@ from assistant.events import FinalTranscript, SpeechEnded, StageTiming
 from assistant.pipeline import Pipeline
 from assistant.speech.asr import normalize_transcript
 from assistant.speech.endpoint import Endpointer, Pause, SpeechStart, UtteranceEnd
-from assistant.speech.turn import SmartTurn, TextCompleteness, TurnDetector, ends_unfinished, lacks_particle
+from assistant.speech.turn import UNSURE_REASONS, SmartTurn, TextCompleteness, TurnDetector, ends_unfinished, lacks_particle
 
 from .conftest import clip, recording
 
@@ -401,6 +401,30 @@ async def test_words_a_template_matches_end_the_turn_before_the_pause(config, tt
     assert EndOfTurn(listener, detector, recognizer, bus, template_pause_ms=200).template_pause_ms == 0  # not before pause_ms: off
 
 
+async def test_words_broken_off_at_a_pause_wait_only_the_unsure_ceiling(config):
+    """An understood request whose last word nothing knows or uses is Whisper's rendering of a word
+    broken off ("Turn off the fan end." for "turn off the fan in …"), and a home request nothing
+    understands is more often a garbled fragment ("Turn off, man." for "turn off the …") than a
+    whole one: both are "not finished" for ``unsure_ceiling_ms``, whatever Smart Turn says. Whole
+    commands ending on a unit, a name or "please" are finished."""
+    from assistant.app import build_controller
+
+    controller = await build_controller(config, EventBus(), llm=False)
+    try:
+        r = controller.rescorer
+        detector = TurnDetector(None, understands=r.understands, loose_ending=r.loose_ending, unclear=r.worth_hearing_again)
+        verdicts = {t: detector.verdict(t, 0.99).reason for t in (
+            "Turn off the fan end.", "Turn off, man.", "Turn on the kitchen light please.", "Set a timer for 5 minutes.",
+            "Set the kitchen light to fifty percent.", "Turn off the bedroom fan.", "What is the capital of France?")}
+    finally:
+        await controller.close()
+    assert verdicts == {"Turn off the fan end.": "loose_ending", "Turn off, man.": "unclear_request",
+                        "Turn on the kitchen light please.": "understood", "Set a timer for 5 minutes.": "understood",
+                        "Set the kitchen light to fifty percent.": "understood", "Turn off the bedroom fan.": "understood",
+                        "What is the capital of France?": "prosody"}, verdicts
+    assert {"loose_ending", "unclear_request"} <= UNSURE_REASONS
+
+
 async def test_an_opening_and_only_a_target_holds_the_turn(config, tts):
     """"Switch the desk lamp" … "on please." and "is the back door" … "locked?": Whisper writes the
     first part as a whole sentence and Smart Turn hears a falling voice (p 0.9 in the turn
@@ -459,16 +483,22 @@ async def test_a_home_request_nothing_understands_is_heard_again_from_the_pause_
     assert again and all(e.turn == again[0].turn and "jacuzzi" in e.detail.lower() for e in again), [e.detail for e in again]
     assert again[0].stage == "asr_full_window" and "started at the pause" in again[0].detail, again[0].detail
     # the words settle the lamp command's pause: a template matches, so neither Smart Turn nor the text model is asked
-    lamp, americano, _ = [e.detail for e in events if isinstance(e, StageTiming) and e.stage == "end_of_turn" and e.detail.startswith("finished")]
+    lamp, americano = [e.detail for e in events if isinstance(e, StageTiming) and e.stage == "end_of_turn" and e.detail.startswith("finished")]
+    # a home request nothing understands is not ended by Smart Turn: it waits unsure_ceiling_ms, while it is heard again
+    jacuzzi = [e.detail for e in events if isinstance(e, StageTiming) and e.stage == "end_of_turn" and "jacuzzi" in e.detail.lower()]
+    assert jacuzzi and all("goes on: unclear_request" in d for d in jacuzzi), jacuzzi
+    assert [e.reason for e in events if isinstance(e, SpeechEnded)] == ["end_of_turn", "end_of_turn", "unsure_pause"]
     assert "understood" in lamp and "text model not asked" in lamp and "smart turn 0 ms" in lamp, lamp
     assert "text model not asked" not in americano, americano
 
 
 async def test_the_local_llm_starts_at_a_pause_the_turn_probably_ends_at_and_stops_when_the_user_goes_on(config):
-    """Preemptive generation through the voice loop: a question the text model scores unfinished
-    waits ``endpoint.unsure_ceiling_ms`` at its pause, and the local LLM starts on its words
-    meanwhile; the reply's generation is that one. When the user goes on after such a pause, what
-    was started is stopped at once (real Whisper, SmolLM2-135M, Smart Turn)."""
+    """Preemptive generation through the voice loop: at the pause after a question nothing below
+    the LLM understands, the local LLM starts on its words, and the reply's generation is that one.
+    Whether the detector says "unfinished" by the text model's score or "finished", the turn ends
+    at ``endpoint.unsure_ceiling_ms`` (700) of silence: ending it sooner would not bring the reply
+    sooner. When the user goes on after such a pause, what was started is stopped at once (real
+    Whisper, SmolLM2-135M, Smart Turn)."""
     from assistant.app import build_controller
 
     bus = EventBus()
@@ -482,7 +512,8 @@ async def test_the_local_llm_starts_at_a_pause_the_turn_probably_ends_at_and_sto
     router.unprepare = lambda: (calls.append(("unprepare", engine.speculating)), unprepare())[1]
     tts = speech.tts
     try:
-        for parts in (["What is the largest planet?"], ["What is the largest planet", "in our solar system?"]):
+        for parts, verdict in ((["What is the largest planet?"], "incomplete_sentence"), (["What is the capital of France?"], "finished: complete_sentence"),
+                               (["What is the largest planet", "in our solar system?"], "incomplete_sentence")):
             said = [_say(tts, p) for p in parts]
             audio = recording(0.5, "hey_jarvis.wav", 0.3, said[0], *([0.5, said[1]] if len(said) > 1 else []), 1.5)
             n, calls[:] = len(events), []
@@ -491,9 +522,11 @@ async def test_the_local_llm_starts_at_a_pause_the_turn_probably_ends_at_and_sto
             new = events[n:]
             verdicts = [e.detail for e in new if isinstance(e, StageTiming) and e.stage == "end_of_turn"]
             first_token = [e.detail for e in new if isinstance(e, StageTiming) and e.stage == "llm_first_token"]
-            assert "incomplete_sentence" in verdicts[0] and calls and calls[0][0] == "prepare", (verdicts, calls)
+            assert verdict in verdicts[0] and calls and calls[0][0] == "prepare", (verdicts, calls)
             if len(parts) == 1:
+                # a "finished" verdict too waits for unsure_ceiling_ms once the reply is being generated
                 assert [e.reason for e in new if isinstance(e, SpeechEnded)] == ["unsure_pause"]
+                assert [e.ms for e in new if isinstance(e, StageTiming) and e.stage == "endpoint"] == [700.0]
                 assert "before the request was final (preemptive)" in first_token[0], first_token
                 assert ("unprepare", True) not in calls, calls
             else:

@@ -14,6 +14,7 @@ otherwise fail.
 from __future__ import annotations
 
 import difflib
+import json
 from typing import TYPE_CHECKING
 
 from rapidfuzz import fuzz
@@ -54,6 +55,14 @@ NEEDS_COMPLEMENT = frozenset("is are turn switch set make put".split())
 """Words that open a request and need more than a target after it: "is the back door" (… locked?),
 "switch the desk lamp" (… on), "set the bedroom lamp" (… to 40). A transcript that is one of them and
 a target of the home, and nothing else, is a speaker mid-sentence (:meth:`TranscriptRescorer.bare_target`)."""
+CLOSERS = frozenset("please now thanks thank you jarvis like".split())
+"""Words a whole request may end on that change nothing it asks (:meth:`TranscriptRescorer.loose_ending`)."""
+
+
+def _canon(args: dict) -> str:
+    return json.dumps(args, sort_keys=True, default=str)
+
+
 _DETERMINERS = frozenset("the my our a an all any of this that".split())
 BARE_TARGET_NEAR = 90.0
 """rapidfuzz ratio the words after the opening need against a device or area name to be taken as
@@ -100,6 +109,40 @@ class TranscriptRescorer:
             if m is not None and m.calls:
                 return True
         return False
+
+    def _understanding(self, text: str) -> tuple | None:
+        """What a tier below the LLM would do with ``text`` (its tool calls, comparable), or None."""
+        r = self.router
+        follow = resolve_follow_up(text, r.conversation, r.registry.service("home"))
+        if follow is not None:
+            return ("follow_up", follow[0], _canon(follow[1]))
+        if r.fast_path is not None:
+            matches = r.fast_path.match_all(text)
+            if matches:
+                return tuple(("template", m.intent, m.tool, _canon(m.arguments)) for m in matches)
+        if r.tolerant is not None:
+            m = r.tolerant.match(text)
+            if m is not None and m.calls:
+                return tuple(("tolerant", tool, _canon(args)) for tool, args in m.calls)
+        return None
+
+    def loose_ending(self, text: str) -> bool:
+        """Whether the last word of an understood ``text`` is one no tier below the LLM knows and
+        understanding the words without it comes to the same calls: Whisper's rendering of a word
+        the speaker broke off at a pause ("Turn off the fan end." for "turn off the fan in …",
+        "What's the temperature N?" for "… in …"). Words of the tools' and the home's vocabulary
+        ("percent", "minutes", a name) and closing words (:data:`CLOSERS`: "please", "now", "what is the weather *like*") are not loose."""
+        words = normalize(text).split()
+        if len(words) < 3 or self.router.pending is not None:
+            return False
+        last = singular(words[-1])
+        if last in CLOSERS or last in TOOL_WORDS or last in KIND_WORDS or any(c.isdigit() for c in last):
+            return False
+        home = self.router.registry.service("home")
+        if home is not None and last in {w for n in _names(home.snapshot()) for w in normalize(n).split()}:
+            return False
+        said = self._understanding(text)
+        return said is not None and self._understanding(" ".join(words[:-1])) == said
 
     def matches_template(self, text: str) -> bool:
         """Whether the exact templates match ``text`` (a whole command by the grammar)."""

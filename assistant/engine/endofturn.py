@@ -167,10 +167,15 @@ class EndOfTurn:
         verdict = await self.judge(pause, turn)
         if not self.current(pause):
             return None
-        if verdict.finished:
-            return self.listener.end_turn()
         cfg = self.listener.endpointer.config
-        if verdict.reason in UNSURE_REASONS and 0 < cfg.unsure_ceiling_ms < cfg.turn_ceiling_ms:
+        unsure_ceiling = 0 < cfg.unsure_ceiling_ms < cfg.turn_ceiling_ms
+        if verdict.finished:
+            if self._prepared_pause == pause.index and unsure_ceiling:
+                # the local LLM is generating the reply to these words already: ending the turn
+                # before it can speak gains nothing, and would cut off a speaker who goes on
+                return self.listener.shorten_pause(cfg.unsure_ceiling_ms)
+            return self.listener.end_turn()
+        if verdict.reason in UNSURE_REASONS and unsure_ceiling:
             return self.listener.shorten_pause(cfg.unsure_ceiling_ms)  # no word says the speaker goes on
         self.release()  # the words say the speaker goes on: what was started on them is wasted
         return None

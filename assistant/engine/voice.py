@@ -154,7 +154,9 @@ class VoiceLoop:
                                     end_completeness=config.endpoint.end_completeness,
                                     alternative_margin=config.endpoint.unfinished_alternative_margin,
                                     whole_command=rescorer.matches_template if rescorer is not None else None,
-                                    bare_target=rescorer.bare_target if rescorer is not None else None)
+                                    bare_target=rescorer.bare_target if rescorer is not None else None,
+                                    loose_ending=rescorer.loose_ending if rescorer is not None else None,
+                                    unclear=rescorer.worth_hearing_again if rescorer is not None else None)
             self.end_of_turn = EndOfTurn(listener, detector, recognizer, bus, words_decide=config.endpoint.words_decide,
                                          template_pause_ms=config.endpoint.template_pause_ms, prepare=self._prepare, unprepare=self._unprepare)
         self._turn: _Turn | None = None

@@ -122,11 +122,13 @@ def ends_unfinished(text: str) -> bool:
     return bool(text.rstrip().endswith(("-", ",", "...", "…")))
 
 
-UNSURE_REASONS = frozenset({"prosody_unsure", "incomplete_sentence"})
+UNSURE_REASONS = frozenset({"prosody_unsure", "incomplete_sentence", "loose_ending", "unclear_request"})
 """Verdicts "not finished" that rest on no word-level evidence: Smart Turn below its threshold with
-words that decide nothing, or the 135M text model's low completeness score, which calls whole
+words that decide nothing, the 135M text model's low completeness score, which calls whole
 questions unfinished ("What is the largest planet?" 0.002, "Name a famous scientist." 0.010 in the
-turn benchmark). Such a pause ends after ``endpoint.unsure_ceiling_ms``, not ``turn_ceiling_ms``;
+turn benchmark), an understood request whose last word nothing knows or uses (``loose_ending``),
+or a home or tool request nothing understands (``unclear_request``: more often a fragment Whisper
+garbled, "Turn off, man." for "turn off the", than a request for a device the home lacks). Such a pause ends after ``endpoint.unsure_ceiling_ms``, not ``turn_ceiling_ms``;
 words that stop mid-sentence, a beam hypothesis that does, a bare target or a verb without its
 particle wait the whole ceiling."""
 
@@ -265,7 +267,10 @@ class TurnDetector:
        speaker goes on (p < ``threshold`` / 5);
     4. words nothing understands that open with "turn", "switch" or "set" without what the verb
        needs after it (:func:`lacks_particle`: "Switch for that slump.") → not finished;
-    5. otherwise Smart Turn decides: p ≥ ``threshold`` → finished.
+    5. words nothing understands that may be a misheard home or tool request (``unclear``), or
+       understood words ending on a word nothing uses (``loose_ending``) → not finished, for
+       ``unsure_ceiling_ms`` only;
+    6. otherwise Smart Turn decides: p ≥ ``threshold`` → finished.
 
     Args:
         model: Smart Turn, or None (then only the words decide, and an unsure verdict waits for the ceiling).
@@ -280,12 +285,21 @@ class TurnDetector:
             grammar, for which the caller need not ask the text model (None: always ask it).
         bare_target: Whether a transcript is an opening that needs more and only a target ("Switch
             the desk lamp.", "is the back door"): not finished (None: not checked).
+        loose_ending: Whether an understood transcript ends on a word nothing below the LLM knows
+            or uses ("Turn off the fan end."): not finished, but only ``unsure_ceiling_ms`` is
+            waited (reason ``loose_ending``; None: not checked).
+        unclear: Whether a transcript nothing below the LLM understands may be a misheard home or
+            tool request: not finished whatever Smart Turn says, ``unsure_ceiling_ms`` is waited
+            (reason ``unclear_request``; the recogniser hears such words again meanwhile; None: not checked).
     """
 
     def __init__(self, model: SmartTurn | None, threshold: float = 0.5, understands=None, text_model: TextCompleteness | None = None,
                  min_completeness: float = 0.03, end_completeness: float = 0.0, alternative_margin: float = 0.0,
-                 whole_command: Callable[[str], bool] | None = None, bare_target: Callable[[str], bool] | None = None) -> None:
+                 whole_command: Callable[[str], bool] | None = None, bare_target: Callable[[str], bool] | None = None,
+                 loose_ending: Callable[[str], bool] | None = None, unclear: Callable[[str], bool] | None = None) -> None:
         self.model = model
+        self.unclear = unclear
+        self.loose_ending = loose_ending
         self.bare_target = bare_target
         self.whole_command = whole_command
         self.threshold = threshold
@@ -308,7 +322,7 @@ class TurnDetector:
         if text is None:
             return None
         v = self.verdict(text, -1.0, 0.0, completeness, alternatives)
-        return v if v.reason in ("no_words", "unfinished_words", "unfinished_alternative", "bare_target", "incomplete_sentence", "understood", "no_particle") else None
+        return v if v.reason in ("no_words", "unfinished_words", "unfinished_alternative", "bare_target", "incomplete_sentence", "understood", "no_particle", "loose_ending", "unclear_request") else None
 
     def verdict(self, text: str | None, probability: float = -1.0, compute_ms: float = 0.0, completeness: float = -1.0,
                 alternatives: Sequence[tuple[str, float]] = ()) -> TurnVerdict:
@@ -334,9 +348,13 @@ class TurnDetector:
             if 0 <= completeness < self.min_completeness:
                 return TurnVerdict(False, probability, "incomplete_sentence", compute_ms)
             if self.understands is not None and self.understands(text) and (probability < 0 or probability >= self.threshold / 5):
+                if self.loose_ending is not None and self.loose_ending(text):
+                    return TurnVerdict(False, probability, "loose_ending", compute_ms)
                 return TurnVerdict(True, probability, "understood", compute_ms)
             if lacks_particle(text):
                 return TurnVerdict(False, probability, "no_particle", compute_ms)
+            if self.unclear is not None and self.unclear(text):
+                return TurnVerdict(False, probability, "unclear_request", compute_ms)
             if self.end_completeness and completeness >= self.end_completeness and (probability < 0 or probability >= self.threshold / 5):
                 return TurnVerdict(True, probability, "complete_sentence", compute_ms)
         if probability >= self.threshold:
