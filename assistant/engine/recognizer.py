@@ -139,6 +139,12 @@ class Recognizer:
                 return dataclasses.replace(result, text=text)
         return result
 
+    def full_window(self, spec: asyncio.Future) -> asyncio.Future | None:
+        """The full-window recognition chained to the speculation ``spec`` (it resolves to None
+        when it was not worth it), or None when none was started. Call after ``spec`` is done and
+        the loop has run its callbacks."""
+        return self._full[1] if self._full is not None and self._full[0] is spec else None
+
     def _spec_task(self) -> asyncio.Future | None:
         return self._spec[1] if self._spec is not None else None
 
