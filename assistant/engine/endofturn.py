@@ -9,6 +9,10 @@ are as a sentence (:class:`~assistant.speech.turn.TextCompleteness`), and hands 
 meanwhile, the utterance ends now; otherwise the endpointer keeps listening, up to
 ``endpoint.turn_ceiling_ms`` of silence when the words say the speaker goes on, and up to
 ``endpoint.unsure_ceiling_ms`` when nothing could tell.
+
+Words that may be the whole request and that only the local LLM can answer are handed to the
+router as soon as they are known (``prepare``: preemptive generation, docs/turn-taking.md); speech
+in the pause, or a verdict that the speaker goes on, stops that generation.
 """
 
 from __future__ import annotations
@@ -233,6 +237,7 @@ class EndOfTurn:
                 self.unprepare()
 
     def current_index(self, index: int) -> bool:
+        """The user is still silent in the pause numbered ``index``."""
         ep = self.listener.endpointer
         return self.listener.mode is ListenerMode.CAPTURE and ep.pause_index == index and ep.in_pause
 
