@@ -201,8 +201,8 @@ class LlmEngine:
     def speculate(self, prompt: str, *, schema: dict[str, Any] | None = None, max_tokens: int | None = None) -> None:
         """Start generating ``prompt`` before anyone asks for it (preemptive generation).
 
-        The voice loop calls this (through the router) at a pause after which the turn will
-        probably end, with the request as heard so far. If the next :meth:`stream` asks for the
+        The voice loop calls this (through the router) at a pause whose words may be the whole
+        request, with the request as heard so far. If the next :meth:`stream` asks for the
         same prompt, schema and token limit, it takes over this generation — the tokens already
         made, then the rest as they come — so the time the endpointer spent waiting for the user
         to go on was also generation time. Any other call, or :meth:`cancel_speculation`, stops it

@@ -452,7 +452,7 @@ class LocalController:
 
     def speculate(self, text: str, conversation: Conversation) -> bool:
         """Start the first step of :meth:`respond` for ``text`` now (:meth:`LlmEngine.speculate`):
-        the voice loop calls this at a pause after which the turn will probably end. Nothing is
+        the voice loop calls this (through :meth:`Router.prepare`) at a pause whose words may be the whole request. Nothing is
         acted on; a :meth:`respond` for the same text and conversation takes the generation over.
         Returns whether a generation was started."""
         opening = self._opening(text, conversation)

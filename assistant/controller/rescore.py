@@ -99,16 +99,7 @@ class TranscriptRescorer:
             keys = [" ".join(str(v) for v in o.values()) for o in r.pending.options]
             if choose(text, r.pending.labels, keys) is not None:
                 return True
-        home = r.registry.service("home")
-        if resolve_follow_up(text, r.conversation, home) is not None:
-            return True
-        if r.fast_path is not None and r.fast_path.match_all(text):
-            return True
-        if r.tolerant is not None:
-            m = r.tolerant.match(text)
-            if m is not None and m.calls:
-                return True
-        return False
+        return self._understanding(text) is not None
 
     def _understanding(self, text: str) -> tuple | None:
         """What a tier below the LLM would do with ``text`` (its tool calls, comparable), or None."""

@@ -172,8 +172,8 @@ class Router:
     def prepare(self, text: str) -> bool:
         """Start the local LLM on ``text`` before the request is final (preemptive generation).
 
-        The voice loop calls this at a pause after which the turn will probably end
-        (``endpoint.unsure_ceiling_ms``), with the transcript so far: if nothing below the LLM
+        The voice loop calls this at a pause, as soon as the transcript so far is known and its
+        words do not settle the turn (:class:`~assistant.engine.endofturn.EndOfTurn`): if nothing below the LLM
         understands it and the LLM would be asked (no question pending, not a request for the
         remote model), the first step's generation starts now (:meth:`LocalController.speculate`),
         and :meth:`respond` for the same text takes it over; nothing is acted on before that.
