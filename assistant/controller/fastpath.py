@@ -107,6 +107,26 @@ class FastMatch:
     """The sentence that matched."""
 
 
+def _words_of(data: Any) -> frozenset[str]:
+    """The words (two letters or more, and "a", "i") in the strings of hassil's intent data, its
+    responses and metadata left out."""
+    out: set[str] = set()
+
+    def walk(x: Any) -> None:
+        if isinstance(x, str):
+            out.update(w for w in re.findall(r"[a-z]+", x.lower()) if len(w) > 1 or w in ("a", "i"))
+        elif isinstance(x, dict):
+            for k, v in x.items():
+                if k not in ("responses", "metadata"):
+                    walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+
+    walk(data)
+    return frozenset(out)
+
+
 class FastPath:
     """Template matching over Home Assistant's sentences and plugin templates.
 
@@ -132,6 +152,8 @@ class FastPath:
         self._plugin_tools: dict[str, Tool] = {}
         self._add_plugin_templates(data)
         self.intents = hassil.Intents.from_dict(data)
+        self.words = _words_of(data)
+        """Every word the templates, their lists and expansion rules can say (not the responses)."""
         self.slot_lists: dict[str, Any] = {}
         self.refresh()
         self.match("turn on the light")  # hassil compiles lazily: pay that at start-up, not on the first request

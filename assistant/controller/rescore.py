@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from typing import TYPE_CHECKING
 
 from rapidfuzz import fuzz
@@ -88,6 +89,7 @@ class TranscriptRescorer:
         self.router = router
         self.area = area
         self.limit = limit
+        self._vocabulary: tuple[tuple[str, ...], frozenset[str]] | None = None
 
     def understands(self, text: str) -> bool:
         """Whether a tier below the LLM would act on ``text`` (templates, the tolerant tier, a
@@ -173,7 +175,8 @@ class TranscriptRescorer:
 
     def worth_hearing_again(self, text: str) -> bool:
         """Whether ``text`` may be a misheard home or tool request: no tier below the LLM understands
-        it, and it has a device-kind or tool word ("lamp", "blinds", "timer", "unlock") or words that
+        it, and it has a device-kind or tool word ("lamp", "blinds", "timer", "unlock"; or a word
+        that starts with one of four letters or more: "Lampon.", Whisper's "lamp on") or words that
         sound like one of the home's device or area names. "What is the capital of France?" is not:
         the LLM takes it as heard, without a second recognition (~0.5 s on a Pi-class CPU)."""
         return self._assess(text)[0]
@@ -186,7 +189,9 @@ class TranscriptRescorer:
         near = self._near_names(text)
         words = [singular(w) for w in key.split()]
         grams = {" ".join(words[i : i + n]) for n in (1, 2, 3) for i in range(len(words) - n + 1)}
-        worth = bool(grams & (TOOL_WORDS | KIND_WORDS.keys())) or words[-1:] == ["on"] or any(v >= SOUNDS_LIKE_NAME for v in near.values())
+        known = TOOL_WORDS | KIND_WORDS.keys()
+        worth = (bool(grams & known) or words[-1:] == ["on"] or any(v >= SOUNDS_LIKE_NAME for v in near.values())
+                 or any(w.startswith(k) for w in words for k in known if len(k) >= 4 and " " not in k))  # "Lampon.", "Lampoff": words run together
         return worth, near if worth else {}
 
     def _near_names(self, text: str) -> dict[str, float]:
@@ -219,6 +224,32 @@ class TranscriptRescorer:
         if area is not None:
             out += [e.name for e in snap.entities if e.area_id == area.id and e.domain not in ("sensor", "binary_sensor")]
         return list(dict.fromkeys(out))[: self.limit]
+
+    def vocabulary(self) -> frozenset[str]:
+        """Every word the tiers below the LLM can understand a request with: the template
+        sentences' words, their lists and rules (:attr:`FastPath.words`), the tolerant tier's
+        (:func:`~assistant.controller.tolerant.vocabulary`), device kinds, tool words, and the words
+        of the home's device, area and floor names (and each with an "s"). Recognition constrained
+        to it (:meth:`assistant.speech.asr.SpeechRecognizer.transcribe_within`) can only write the
+        home's grammar's words. Rebuilt when the home's names change."""
+        from .tolerant import vocabulary as tolerant_words  # noqa: PLC0415
+
+        home = self.router.registry.service("home")
+        snap = home.snapshot() if home is not None else None
+        names = tuple(_names(snap)) + tuple(n for f in snap.floors for n in (f.name, *f.aliases)) if snap is not None else ()
+        if self._vocabulary is not None and self._vocabulary[0] == names:
+            return self._vocabulary[1]
+        words: set[str] = set(TOOL_WORDS) | set(CLOSERS) | set(NEEDS_COMPLEMENT) | tolerant_words()
+        words.update(w for k in KIND_WORDS for w in k.split())
+        if self.router.fast_path is not None:
+            words |= self.router.fast_path.words
+        for n in names:
+            words.update(w for w in re.findall(r"[a-z]+", n.lower()))
+            words.update(normalize(n).split())
+        words |= {w + "s" for w in words if len(w) > 2 and not w.endswith("s")}
+        out = frozenset(w for w in words if w.isalpha())
+        self._vocabulary = (names, out)
+        return out
 
     def choose(self, first: str, second: str) -> str:
         """The second transcript if the router understands it, it is not a repetition loop, and the

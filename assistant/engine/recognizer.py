@@ -13,13 +13,18 @@
   little less accurate), then Whisper's full 30 s window, then the full window biased with a few
   names (:mod:`assistant.controller.rescore`). A question for the LLM goes on as first heard.
   When none of those is understood, the first understood hypothesis of the short window's beam
-  search within ``asr.n_best_margin`` is taken (:meth:`Recognizer.choose_hypothesis`).
+  search within ``asr.n_best_margin`` is taken (:meth:`Recognizer.choose_hypothesis`); failing
+  that, the utterance is recognised with only the home's grammar's words allowed, and an
+  understood result is taken if Whisper, unconstrained, scores it within ``asr.grammar_margin`` of
+  its own transcript (:meth:`Recognizer.within_grammar`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
+import re
 import time
 from typing import TYPE_CHECKING, Protocol, Sequence
 
@@ -29,6 +34,7 @@ from ..audio.io import SAMPLE_RATE
 from ..bus import EventBus
 from ..config import AsrConfig
 from ..events import PartialTranscript, StageTiming
+from ..home import normalize
 from ..speech.asr import FULL_WINDOW_S, AsrResult, SpeechRecognizer, strip_wake_phrase
 from ..speech.endpoint import UtteranceEnd
 from ..speech.turn import ends_unfinished
@@ -37,6 +43,13 @@ if TYPE_CHECKING:
     from ..speech.endpoint import Endpointer
 
 __all__ = ["Recognizer", "Rescorer"]
+
+log = logging.getLogger(__name__)
+
+
+def _numbers(text: str) -> list[str]:
+    """The numbers in ``text``, in order, number words as digits."""
+    return re.findall(r"\d+(?:\.\d+)?", normalize(text))
 
 
 class Rescorer(Protocol):
@@ -49,6 +62,8 @@ class Rescorer(Protocol):
     def understands(self, text: str) -> bool: ...
 
     def worth_hearing_again(self, text: str) -> bool: ...
+
+    def vocabulary(self) -> frozenset[str]: ...
 
 
 class Recognizer:
@@ -226,12 +241,53 @@ class Recognizer:
         first = result
         result = await self._hear_again(result, utt.audio, turn, full)
         text = await self.second_pass(strip_wake_phrase(result.text, self.wake_phrases), utt.audio, turn)
-        if first.alternatives and self.rescorer is not None and text and not await asyncio.to_thread(self.rescorer.understands, text):
+        if self.rescorer is not None and text and not await asyncio.to_thread(self.rescorer.understands, text):
             chosen = await asyncio.to_thread(self.choose_hypothesis, first)
             if chosen is not first:
                 self.bus.emit(StageTiming(stage="asr_n_best", ms=0.0, turn=turn, detail=f"{self.text_of(chosen)!r} (beam hypothesis) instead of {text!r}"))
                 return self.text_of(chosen), chosen
+            t1 = time.perf_counter()
+            within = await asyncio.to_thread(self.within_grammar, utt.audio, first, text)
+            if within is not None:
+                self.bus.emit(StageTiming(stage="asr_grammar", ms=round((time.perf_counter() - t1) * 1000.0, 2), turn=turn,
+                                          detail=f"{within[0]!r} (recognised within the home's words, {within[1]:.2f} below) instead of {text!r}"))
+                return within[0], dataclasses.replace(first, text=within[0])
         return text, result
+
+    def within_grammar(self, audio: np.ndarray, first: AsrResult, text: str) -> tuple[str, float] | None:
+        """Blocking: when ``text`` (what was heard, after hearing again) is not understood but may be
+        a misheard home or tool request, recognise ``audio`` again allowing only the words of the
+        home's grammar (:meth:`Rescorer.vocabulary`, :meth:`SpeechRecognizer.transcribe_within`),
+        and return (the first hypothesis a tier below the LLM understands and that has the same
+        numbers as ``text`` (the constraint must not turn "30v" into "3"), how far its
+        log-probability per token is below the free transcript ``first``'s) if that gap is at most
+        ``asr.grammar_margin``; else None. Both are scored by Whisper itself, unconstrained
+        (:meth:`SpeechRecognizer.score`), so the home's words are taken only where the audio
+        supports them about as well as what Whisper wrote freely: "But the chandelier on." → "Put
+        the chandelier on.", "Lampon." → "Lamp on."."""
+        margin = self.config.grammar_margin
+        rescorer = self.rescorer
+        if rescorer is None or not margin or not text or not first.text or not rescorer.worth_hearing_again(text):
+            return None
+        seen: set[str] = set()
+        numbers = _numbers(text)  # a number Whisper heard is kept: "Set the volume to 30." is not "… to 3 day."
+        candidates: list[tuple[str, str]] = []  # (as written, wake phrase stripped)
+        for hyp in self.asr.transcribe_within(audio, rescorer.vocabulary()):
+            stripped = strip_wake_phrase(hyp, self.wake_phrases)
+            key = stripped.lower().strip(" .,!?")
+            if key and key not in seen:
+                seen.add(key)
+                if _numbers(stripped) == numbers and rescorer.understands(stripped):
+                    candidates.append((hyp, stripped))
+        if not candidates:
+            return None
+        scores = self.asr.score(audio, [first.text] + [hyp for hyp, _ in candidates])
+        log.debug("within the home's words: %r (%.3f) -> %s", first.text, scores[0], [(h, round(scores[0] - s, 3)) for (h, _), s in zip(candidates, scores[1:])])
+        for (hyp, stripped), score in zip(candidates, scores[1:]):
+            gap = scores[0] - score
+            if gap <= margin:
+                return stripped, gap
+        return None
 
     async def _hear_again(self, result: AsrResult, audio: np.ndarray, turn: int | None, started: asyncio.Future | None = None) -> AsrResult:
         """``result``, or the full-window recognition of ``audio`` when ``result`` came from the short

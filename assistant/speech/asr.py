@@ -161,6 +161,47 @@ class SpeechRecognizer:
                 alts.append((a, gap))
         return AsrResult(text=text, audio_s=audio_s, compute_ms=(time.perf_counter() - t0) * 1000.0, window_s=window, alternatives=tuple(alts))
 
+    def _window_for(self, audio: np.ndarray) -> tuple[np.ndarray, float]:
+        x = audio.astype(np.float32) / 32768.0 if audio.dtype == np.int16 else audio.astype(np.float32)
+        window = self.config.window_s
+        if not 0 < window < FULL_WINDOW_S or x.shape[0] / SAMPLE_RATE > window - 0.5:
+            window = FULL_WINDOW_S
+        if self._short is None:
+            self._short = _ShortWindow(self._model)
+        return x, window
+
+    def transcribe_within(self, audio: np.ndarray, words: frozenset[str]) -> list[str]:
+        """Recognise ``audio`` allowing Whisper to write only ``words`` (each a whole word led by a
+        space, as written, lower case or capitalised), digits and punctuation: the beam search's
+        hypotheses made only of those words, best first (at most ``asr.beam_size``, most
+        differing in punctuation).
+
+        This is recognition constrained to a grammar's vocabulary, the idea of Home Assistant's
+        Speech-to-Phrase, done by suppressing every other token of Whisper's vocabulary (the
+        suppression list is built once per vocabulary: ~50,000 token ids, a few ms of decoding).
+
+        Args:
+            audio: 16 kHz mono int16 (or float32 in [-1, 1]).
+            words: The allowed words.
+        """
+        x, window = self._window_for(audio)
+        assert self._short is not None
+        return self._short.constrained(x, window, frozenset(words), self.config.beam_size)
+
+    def score(self, audio: np.ndarray, texts: Sequence[str]) -> list[float]:
+        """Each of ``texts``' mean log-probability per token given ``audio`` (natural log; 0 is
+        certain): Whisper's decoder teacher-forced on the text (CTranslate2's ``align``), nothing
+        suppressed, all texts in one batch over one encoding. Two texts' scores compare how well
+        the audio supports each; the beam search's own transcript scores highest, usually."""
+        if not texts:
+            return []
+        x, window = self._window_for(audio)
+        assert self._short is not None
+        return self._short.score(x, window, list(texts))
+
+
+_CLITICS = frozenset("s t d ll re ve m".split())
+"""What follows an apostrophe ("what's", "don't"): allowed in a constrained transcript."""
 
 _SHORT_NO_SPEECH_SURE = 0.95
 """In a short window Whisper gives silence a confident "you" (log-probability -0.8) with a no-speech
@@ -200,15 +241,22 @@ class _ShortWindow:
         self.suppress = get_suppressed_tokens(self.tokenizer, [-1])
         # an instance of our own: faster-whisper's changes its window when asked for another length
         self.features = FeatureExtractor(feature_size=model.feature_extractor.mel_filters.shape[0])
+        self._vocab: tuple[frozenset[str], list[int]] | None = None
 
-    def transcribe(self, x: np.ndarray, window_s: float, prompt: str | None, beam_size: int) -> tuple[list[str], list[tuple[str, float]]]:
-        """(the transcript's parts, the other beam hypotheses with their log-probability gap to it)."""
+    def encode(self, x: np.ndarray, window_s: float):
+        """The encoder's output for ``x`` (float32 16 kHz) padded with silence to ``window_s`` seconds
+        (a CTranslate2 StorageView, [1, window_s * 50, d_model]) and the number of mel frames of ``x``."""
         import ctranslate2  # noqa: PLC0415
 
         frames = int(window_s * 100)
         n = frames * 160
         mel = self.features(np.pad(x, (0, max(0, n - x.shape[0])))[:n])[:, :frames]  # silence after the speech, as in training
-        encoded = self.model.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None], dtype=np.float32)))
+        encoded = self.model.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None], dtype=np.float32)), to_cpu=True)
+        return encoded, min(frames, x.shape[0] // 160)
+
+    def transcribe(self, x: np.ndarray, window_s: float, prompt: str | None, beam_size: int) -> tuple[list[str], list[tuple[str, float]]]:
+        """(the transcript's parts, the other beam hypotheses with their log-probability gap to it)."""
+        encoded, _ = self.encode(x, window_s)
         previous = self.tokenizer.encode(" " + prompt.strip()) if prompt else []
         tokens = self.model.get_prompt(self.tokenizer, previous, without_timestamps=True)
         budget = len(tokens) + token_budget(x.shape[0] / SAMPLE_RATE)
@@ -221,6 +269,47 @@ class _ShortWindow:
             return [], []
         # scores: log-probability per token (length penalty 1), best first
         return [hyps[0]], [(t, round(result.scores[0] - score, 3)) for t, score in zip(hyps[1:], result.scores[1:])]
+
+    def _suppressed_outside(self, words: frozenset[str]) -> list[int]:
+        """Every text token that is not part of a space-led spelling of one of ``words`` (as written,
+        lower case or capitalised), a digit or punctuation: Whisper may then only write those words."""
+        if self._vocab is not None and self._vocab[0] == words:
+            return self._vocab[1]
+        allowed: set[int] = set()
+        for w in words:
+            for form in {w, w.lower(), w.capitalize()}:
+                allowed.update(self.tokenizer.encode(" " + form))
+        for p in (".", ",", "?", "!", "%", "'s", *(str(d) for d in range(10)), *(f" {d}" for d in range(10))):
+            allowed.update(self.tokenizer.encode(p))
+        suppressed = [i for i in range(self.tokenizer.eot) if i not in allowed]
+        self._vocab = (words, suppressed)
+        return suppressed
+
+    def constrained(self, x: np.ndarray, window_s: float, words: frozenset[str], beam_size: int) -> list[str]:
+        """The beam search's hypotheses, best first, when Whisper may only write ``words`` (each
+        starting at a space), digits and punctuation; those that joined allowed pieces into another
+        word are dropped."""
+        encoded, _ = self.encode(x, window_s)
+        tokens = self.model.get_prompt(self.tokenizer, [], without_timestamps=True)
+        budget = len(tokens) + token_budget(x.shape[0] / SAMPLE_RATE)
+        result = self.model.model.generate(encoded, [tokens], beam_size=beam_size, num_hypotheses=beam_size, max_length=min(448, budget),
+                                           suppress_blank=True, suppress_tokens=self._suppressed_outside(words))[0]
+        hyps = [self.tokenizer.decode([t for t in seq if t < self.tokenizer.eot]).strip() for seq in result.sequences_ids]
+        # tokens are pieces of words: " M" + "ank" is no word of the list, though both pieces are allowed
+        lower = {w.lower() for w in words} | _CLITICS
+        return [h for h in hyps if all(w in lower for w in re.findall(r"[a-z]+", h.lower()))]
+
+    def score(self, x: np.ndarray, window_s: float, texts: Sequence[str]) -> list[float]:
+        """Each text's mean log-probability per token given the audio (Whisper teacher-forced on it,
+        with nothing suppressed): how well the audio supports it, comparable between texts."""
+        import ctranslate2  # noqa: PLC0415
+
+        texts = [t for t in texts]
+        encoded, frames = self.encode(x, window_s)
+        batch = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.repeat(np.array(encoded), len(texts), axis=0)))
+        tokens = [self.tokenizer.encode(" " + t.strip()) or [self.tokenizer.eot] for t in texts]
+        results = self.model.model.align(batch, list(self.tokenizer.sot_sequence), tokens, frames)
+        return [float(np.mean(np.log(np.maximum(np.asarray(r.text_token_probs, dtype=np.float64), 1e-12)))) for r in results]
 
 
 def drop_restart(text: str) -> str:
