@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from rapidfuzz import fuzz
 
 from ..home import normalize
+from ..home.resolver import EntityResolver
 from ..home.text import singular
 from ..home.vocabulary import KIND_WORDS
 from ..speech.asr import is_loop
@@ -115,9 +116,22 @@ class TranscriptRescorer:
                 return tuple(("template", m.intent, m.tool, _canon(m.arguments)) for m in matches)
         if r.tolerant is not None:
             m = r.tolerant.match(text)
-            if m is not None and m.calls:
+            if m is not None and m.calls and all(self._names_something(tool, args) for tool, args in m.calls):
                 return tuple(("tolerant", tool, _canon(args)) for tool, args in m.calls)
         return None
+
+    def _names_something(self, tool: str, args: dict) -> bool:
+        """Whether a home tool call's ``name`` finds a device of the home (or several to ask
+        between): the tolerant tier reads "is the courage door open" as a question about a device
+        called "courage door", which would only be answered "I couldn't find …"; Whisper's slip for
+        "garage door" is worth hearing again instead."""
+        name = args.get("name")
+        home = self.router.registry.service("home")
+        if not tool.startswith("home_") or not isinstance(name, str) or not name or home is None:
+            return True
+        res = EntityResolver(home.snapshot(), self.area or None).resolve(
+            name=name, area=args.get("area"), floor=args.get("floor"), domain=args.get("domain"), device_class=args.get("device_class"))
+        return res.ok or res.reason == "ambiguous"
 
     def loose_ending(self, text: str) -> bool:
         """Whether the last word of an understood ``text`` is one no tier below the LLM knows and
