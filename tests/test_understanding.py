@@ -173,6 +173,34 @@ def test_misheard_sentences_that_are_no_command_change_nothing(home, area, heard
         assert reply.startswith("No") and "off" in reply, reply  # answered as the question
 
 
+
+def test_slips_that_only_seem_understood_are_worth_hearing_again():
+    """A question about a device the home lacks ("is the courage door open", Whisper's slip for
+    "garage door") is not understood below the LLM, so it is heard again, while the real question
+    is understood; words Whisper ran together ("Lampon.") may be a home request too; a question
+    for the LLM is neither."""
+    from benchmarks.nlu import HomeRunner
+
+    from assistant.controller.rescore import TranscriptRescorer
+
+    async def go():
+        runner = HomeRunner("named_like_areas.yaml", "")
+        await runner.start()
+        try:
+            rescorer = TranscriptRescorer(runner.controller.router)
+            assert rescorer.understands("is the garage door open")
+            assert not rescorer.understands("is the courage door open.") and rescorer.worth_hearing_again("is the courage door open.")
+            assert rescorer.understands("is anything open")  # no name: nothing to find
+            assert rescorer.worth_hearing_again("Lampon.") and rescorer.worth_hearing_again("Best Lampoff.")
+            assert not rescorer.worth_hearing_again("What is the capital of France?")
+            words = rescorer.vocabulary()
+            assert {"nursery", "garage", "open", "turn", "please"} <= words and "courage" not in words
+        finally:
+            await runner.close()
+
+    asyncio.run(go())
+
+
 def test_all_with_a_singular_noun_is_a_misheard_name(lamps):
     """ "all light on" is Whisper's "hall light on" (the one device whose name is that close); "all
     lights" and "all the lights" still mean every light."""
