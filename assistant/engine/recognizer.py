@@ -264,7 +264,7 @@ class Recognizer:
         ``asr.grammar_margin``; else None. Both are scored by Whisper itself, unconstrained
         (:meth:`SpeechRecognizer.score`), so the home's words are taken only where the audio
         supports them about as well as what Whisper wrote freely: "But the chandelier on." → "Put
-        the chandelier on.", "Lampon." → "Lamp on."."""
+        the chandelier on.", "Lock the Mac door." → "Lock the back door."."""
         margin = self.config.grammar_margin
         rescorer = self.rescorer
         if rescorer is None or not margin or not text or not first.text or not rescorer.worth_hearing_again(text):
