@@ -17,6 +17,7 @@ transcript again with the full window whenever nothing below the LLM understood 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import time
@@ -242,6 +243,8 @@ class _ShortWindow:
         # an instance of our own: faster-whisper's changes its window when asked for another length
         self.features = FeatureExtractor(feature_size=model.feature_extractor.mel_filters.shape[0])
         self._vocab: tuple[frozenset[str], list[int]] | None = None
+        self._last: tuple[tuple, object] | None = None
+        """The last encoding: (window, length, hash of the samples) → the encoder's output."""
 
     def encode(self, x: np.ndarray, window_s: float):
         """The encoder's output for ``x`` (float32 16 kHz) padded with silence to ``window_s`` seconds
@@ -249,9 +252,14 @@ class _ShortWindow:
         import ctranslate2  # noqa: PLC0415
 
         frames = int(window_s * 100)
+        key = (window_s, x.shape[0], hashlib.blake2b(np.ascontiguousarray(x).tobytes(), digest_size=16).digest())
+        last = self._last
+        if last is not None and last[0] == key:
+            return last[1], min(frames, x.shape[0] // 160)  # the same utterance again (recognised, then within the grammar, then scored)
         n = frames * 160
         mel = self.features(np.pad(x, (0, max(0, n - x.shape[0])))[:n])[:, :frames]  # silence after the speech, as in training
         encoded = self.model.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None], dtype=np.float32)), to_cpu=True)
+        self._last = (key, encoded)
         return encoded, min(frames, x.shape[0] // 160)
 
     def transcribe(self, x: np.ndarray, window_s: float, prompt: str | None, beam_size: int) -> tuple[list[str], list[tuple[str, float]]]:
