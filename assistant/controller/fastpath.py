@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, get_origin
 
+from ..home.text import words_in
 from ..errors import MissingDependencyError, require
 from ..toolkit.api import Tool, literal_values
 from ..toolkit.registry import ToolRegistry
@@ -107,26 +108,6 @@ class FastMatch:
     """The sentence that matched."""
 
 
-def _words_of(data: Any) -> frozenset[str]:
-    """The words (two letters or more, and "a", "i") in the strings of hassil's intent data, its
-    responses and metadata left out."""
-    out: set[str] = set()
-
-    def walk(x: Any) -> None:
-        if isinstance(x, str):
-            out.update(w for w in re.findall(r"[a-z]+", x.lower()) if len(w) > 1 or w in ("a", "i"))
-        elif isinstance(x, dict):
-            for k, v in x.items():
-                if k not in ("responses", "metadata"):
-                    walk(v)
-        elif isinstance(x, list):
-            for v in x:
-                walk(v)
-
-    walk(data)
-    return frozenset(out)
-
-
 class FastPath:
     """Template matching over Home Assistant's sentences and plugin templates.
 
@@ -152,7 +133,7 @@ class FastPath:
         self._plugin_tools: dict[str, Tool] = {}
         self._add_plugin_templates(data)
         self.intents = hassil.Intents.from_dict(data)
-        self.words = _words_of(data)
+        self.words = words_in(data, keys=False, skip=frozenset(("responses", "metadata")))
         """Every word the templates, their lists and expansion rules can say (not the responses)."""
         self.slot_lists: dict[str, Any] = {}
         self.refresh()

@@ -116,11 +116,11 @@ class TranscriptRescorer:
                 return tuple(("template", m.intent, m.tool, _canon(m.arguments)) for m in matches)
         if r.tolerant is not None:
             m = r.tolerant.match(text)
-            if m is not None and m.calls and all(self._names_something(tool, args) for tool, args in m.calls):
+            if m is not None and m.calls and all(self._finds_its_device(tool, args) for tool, args in m.calls):
                 return tuple(("tolerant", tool, _canon(args)) for tool, args in m.calls)
         return None
 
-    def _names_something(self, tool: str, args: dict) -> bool:
+    def _finds_its_device(self, tool: str, args: dict) -> bool:
         """Whether a home tool call's ``name`` finds a device of the home (or several to ask
         between): the tolerant tier reads "is the courage door open" as a question about a device
         called "courage door", which would only be answered "I couldn't find …"; Whisper's slip for

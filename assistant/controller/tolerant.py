@@ -34,6 +34,7 @@ from typing import Any, Callable
 
 from ..home import EntityResolver, HomeSnapshot, normalize
 from ..home.resolver import Resolution
+from ..home.text import words_in
 from ..toolkit.registry import ToolRegistry
 
 __all__ = ["TolerantMatch", "TolerantMatcher", "clean"]
@@ -1034,25 +1035,4 @@ def vocabulary() -> frozenset[str]:
     """Every word this tier's patterns and word lists name (two letters or more, and "a", "i"):
     the tolerant tier's side of the home's grammar, for recognition constrained to it
     (:meth:`assistant.controller.rescore.TranscriptRescorer.vocabulary`)."""
-    out: set[str] = set()
-
-    def add(text: str) -> None:
-        out.update(w for w in re.findall(r"[a-z]+", re.sub(r"\\[a-zA-Z]", " ", text)) if len(w) > 1 or w in ("a", "i"))
-
-    def walk(x) -> None:
-        if isinstance(x, re.Pattern):
-            add(x.pattern)
-        elif isinstance(x, str):
-            add(x)
-        elif isinstance(x, (list, tuple, set, frozenset)):
-            for v in x:
-                walk(v)
-        elif isinstance(x, dict):
-            for k, v in x.items():
-                walk(k)
-                walk(v)
-
-    for name, value in list(globals().items()):
-        if name.startswith("_") and name.lstrip("_").isupper() and name != "__all__":
-            walk(value)
-    return frozenset(out)
+    return words_in([v for k, v in globals().items() if k.startswith("_") and k.lstrip("_").isupper()])

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import re
 
-__all__ = ["normalize", "singular", "tokens"]
+__all__ = ["normalize", "singular", "tokens", "words_in"]
 
 _APOSTROPHES = re.compile(r"['’`´]")
 _CONTRACTIONS = [
@@ -55,6 +55,38 @@ def normalize(text: str) -> str:
 def tokens(text: str) -> tuple[str, ...]:
     """The words of :func:`normalize`'s form."""
     return tuple(normalize(text).split())
+
+
+
+_ESCAPE = re.compile(r"\\[a-zA-Z]")
+
+
+def words_in(data: object, *, keys: bool = True, skip: frozenset[str] = frozenset()) -> frozenset[str]:
+    """The lower-case words (two letters or more, and "a", "i") in every string of ``data``: nested
+    dicts (their keys too, unless ``keys`` is False; entries under a key in ``skip`` left out),
+    lists, tuples, sets and compiled regular expressions (their pattern, escapes such as ``\\b``
+    dropped). A grammar's vocabulary from the data it is written in: hassil's intents, the
+    tolerant tier's patterns."""
+    out: set[str] = set()
+
+    def walk(x: object) -> None:
+        if isinstance(x, re.Pattern):
+            walk(x.pattern)
+        elif isinstance(x, str):
+            out.update(w for w in re.findall(r"[a-z]+", _ESCAPE.sub(" ", x.lower())) if len(w) > 1 or w in ("a", "i"))
+        elif isinstance(x, dict):
+            for k, v in x.items():
+                if k in skip:
+                    continue
+                if keys:
+                    walk(k)
+                walk(v)
+        elif isinstance(x, (list, tuple, set, frozenset)):
+            for v in x:
+                walk(v)
+
+    walk(data)
+    return frozenset(out)
 
 
 _IRREGULAR = {"people": "person", "men": "man", "women": "woman", "children": "child", "mice": "mouse"}

@@ -125,14 +125,11 @@ class SpeechRecognizer:
         """
         t0 = time.perf_counter()
         alternatives: list[tuple[str, float]] = []
-        x = audio.astype(np.float32) / 32768.0 if audio.dtype == np.int16 else audio.astype(np.float32)
+        x, window = self._window_for(audio, window_s)
         prompt = self.config.initial_prompt if initial_prompt is None else initial_prompt
-        window = self.config.window_s if window_s is None else window_s
         audio_s = x.shape[0] / SAMPLE_RATE
-        if not hotwords and 0 < window < FULL_WINDOW_S and audio_s <= window - 0.5:
-            if self._short is None:
-                self._short = _ShortWindow(self._model)
-            parts, alternatives = self._short.transcribe(x, window, prompt or None, self.config.beam_size)
+        if not hotwords and window < FULL_WINDOW_S:
+            parts, alternatives = self._short_window().transcribe(x, window, prompt or None, self.config.beam_size)
         else:
             window = FULL_WINDOW_S
             segments, _info = self._model.transcribe(
@@ -162,14 +159,19 @@ class SpeechRecognizer:
                 alts.append((a, gap))
         return AsrResult(text=text, audio_s=audio_s, compute_ms=(time.perf_counter() - t0) * 1000.0, window_s=window, alternatives=tuple(alts))
 
-    def _window_for(self, audio: np.ndarray) -> tuple[np.ndarray, float]:
+    def _window_for(self, audio: np.ndarray, window_s: float | None = None) -> tuple[np.ndarray, float]:
+        """(``audio`` as float32 in [-1, 1], the encoder window for it: ``window_s`` or
+        ``asr.window_s`` when the audio fits with 0.5 s to spare, else Whisper's full window)."""
         x = audio.astype(np.float32) / 32768.0 if audio.dtype == np.int16 else audio.astype(np.float32)
-        window = self.config.window_s
+        window = self.config.window_s if window_s is None else window_s
         if not 0 < window < FULL_WINDOW_S or x.shape[0] / SAMPLE_RATE > window - 0.5:
             window = FULL_WINDOW_S
+        return x, window
+
+    def _short_window(self) -> "_ShortWindow":
         if self._short is None:
             self._short = _ShortWindow(self._model)
-        return x, window
+        return self._short
 
     def transcribe_within(self, audio: np.ndarray, words: frozenset[str]) -> list[str]:
         """Recognise ``audio`` allowing Whisper to write only ``words`` (each a whole word led by a
@@ -186,8 +188,7 @@ class SpeechRecognizer:
             words: The allowed words.
         """
         x, window = self._window_for(audio)
-        assert self._short is not None
-        return self._short.constrained(x, window, frozenset(words), self.config.beam_size)
+        return self._short_window().constrained(x, window, frozenset(words), self.config.beam_size)
 
     def score(self, audio: np.ndarray, texts: Sequence[str]) -> list[float]:
         """Each of ``texts``' mean log-probability per token given ``audio`` (natural log; 0 is
@@ -197,8 +198,7 @@ class SpeechRecognizer:
         if not texts:
             return []
         x, window = self._window_for(audio)
-        assert self._short is not None
-        return self._short.score(x, window, list(texts))
+        return self._short_window().score(x, window, list(texts))
 
 
 _CLITICS = frozenset("s t d ll re ve m".split())
@@ -312,7 +312,6 @@ class _ShortWindow:
         with nothing suppressed): how well the audio supports it, comparable between texts."""
         import ctranslate2  # noqa: PLC0415
 
-        texts = [t for t in texts]
         encoded, frames = self.encode(x, window_s)
         batch = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.repeat(np.array(encoded), len(texts), axis=0)))
         tokens = [self.tokenizer.encode(" " + t.strip()) or [self.tokenizer.eot] for t in texts]
