@@ -71,6 +71,18 @@ BARE_TARGET_NEAR = 90.0
 only that target (Whisper's spelling of a name: "desk lamp", "back door", "bedroom 2 heater")."""
 
 
+_LINKS = frozenset("on off in to and at by for with".split())
+
+
+def _adds_words(first: str, second: str) -> bool:
+    """Whether ``second`` inserts words into ``first`` or writes a stretch of it with more than one
+    extra word (word-level alignment, difflib): what a recogniser pushed towards given words does
+    when it puts them on sounds it cannot place ("Office, and lock the smart lock")."""
+    a, b = normalize(first).split(), normalize(second).split()
+    return any(op == "insert" or (op == "replace" and (j2 - j1) > (i2 - i1) + 1)
+               for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes())
+
+
 def _names(snap, devices: bool = True) -> list[str]:
     """The home's device names and aliases (unless ``devices`` is False), then its area names and aliases."""
     out = [n for e in snap.entities for n in e.names()] if devices else []
@@ -271,8 +283,20 @@ class TranscriptRescorer:
         lock the smart lock": a biased Whisper puts a name on any sound it cannot place)."""
         if not second or is_loop(second) or not self.understands(second):
             return first
-        a, b = normalize(first).split(), normalize(second).split()
-        for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
-            if op == "insert" or (op == "replace" and (j2 - j1) > (i2 - i1) + 1):
-                return first
-        return second
+        return first if _adds_words(first, second) else second
+
+    def repairs(self, heard: str, candidate: str) -> bool:
+        """Whether ``candidate`` (a recognition within the home's words) only repairs ``heard`` (the
+        free transcript): it adds no words (:func:`_adds_words`: "After slight on." is not "I have
+        to just light on.") and keeps every word of the home's device, area and floor names that
+        was heard ("Start to be upstairs, vacuum." is not "Start the downstairs vacuum."): the
+        constraint may correct a misheard word, never replace a name heard right."""
+        if _adds_words(heard, candidate):
+            return False
+        home = self.router.registry.service("home")
+        if home is None:
+            return True
+        snap = home.snapshot()
+        names = {w for n in [*_names(snap), *(n for f in snap.floors for n in (f.name, *f.aliases))] for w in normalize(n).split()}
+        kept = set(normalize(candidate).split())
+        return all(w in kept for w in normalize(heard).split() if w in names and w not in _DETERMINERS and w not in _LINKS)

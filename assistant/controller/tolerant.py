@@ -28,9 +28,12 @@ templates: ``docs/understanding.md`` (measured on the development set).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
+
+from rapidfuzz.distance import Levenshtein
 
 from ..home import EntityResolver, HomeSnapshot, normalize
 from ..home.resolver import Resolution
@@ -68,7 +71,13 @@ _SLIPS = [
     (re.compile(r"^(?:2|to|too|tu) (on|off)\b"), r"turn \1"),  # "turn on" heard as "2 on"
     (re.compile(r"^(?:turned|turns) (on|off)\b"), r"turn \1"),
     (re.compile(r"^(?:and|an|ad|at) (?=.+ (?:to|on) (?:my|the|our) )"), "add "),  # "add X to my tasks" heard as "and X to my tasks"
+    (re.compile(r"^(?:but|butt|bud) (?=.+ (?:on|onto) (?:(?:my|the|our) )?\S+(?: list)?$)"), "put "),  # "put X on my chores" heard as "but X on my chores"
     (re.compile(r"^(?:lock it up)$"), "lock up"),
+    (re.compile(r"\b(?:the )?30 ?v\b"), "the tv"),  # "the TV" heard as "30V"
+    (re.compile(r"\b(lights?|lamps?) song\b"), r"\1 on"),  # "lights on" heard as "light song"
+    # a question's closing "-ed" falls silent before the pause: "is the entry door lock" is "… locked"
+    (re.compile(r"^((?:is|are) (?:the|my|our|all|any|every)\b.* (?:un)?lock)$"), r"\1ed"),
+    (re.compile(r"^((?:is|are) (?:the|my|our|all|any|every)\b.* clos)e$"), r"\1ed"),
     # "is the garage door open" heard as "it's the garage door open": a statement of a device's state
     # is no command (it turned the garage door on), so it is taken as the question it was
     # (also without its article, "it's believing room lamp on": Whisper merged "the living"; not
@@ -77,6 +86,29 @@ _SLIPS = [
                 r"(?:on|off|open|opened|closed|shut|locked|unlocked|running|playing|docked|cleaning|charging)$)"
                 r"(?!.*\b(?:turn|switch|put|set|get|make|leave|keep|were|was|be)\b)"), "is "),
 ]
+
+
+_OPENING_VERBS = ("turn", "switch", "open", "close", "shut", "lock", "unlock", "start", "stop", "pause", "resume", "unpause", "mute",
+                  "unmute", "dim", "brighten", "dock", "clean", "raise", "lower", "draw", "retract", "extend", "skip", "play", "activate")
+"""Command verbs a request opens with, for :func:`opening_slip`."""
+
+
+@functools.cache
+def _known_words() -> frozenset[str]:
+    return vocabulary()
+
+
+def opening_slip(s: str, names: frozenset[str] = frozenset()) -> str:
+    """``s`` (cleaned) with its first word replaced by the one command verb a single edit away
+    (Levenshtein distance 1, rapidfuzz) when that word is no word of this tier nor of the home's
+    ``names`` and has four letters or more: the recogniser's slips of a request's verb ("nute the
+    tv" → "mute the tv", "refume", "unute", "chose the curtains"). Two verbs that near, or none:
+    ``s`` unchanged."""
+    first, _, rest = s.partition(" ")
+    if len(first) < 4 or not first.isalpha() or first in _known_words() or first in names:
+        return s
+    near = [v for v in _OPENING_VERBS if Levenshtein.distance(first, v) == 1]
+    return f"{near[0]} {rest}".strip() if len(near) == 1 else s
 
 
 def clean(text: str) -> str:
@@ -326,6 +358,14 @@ class TolerantMatcher:
         home = self.registry.service("home")
         return home.snapshot() if home is not None else None
 
+    @staticmethod
+    def _name_words(snap: HomeSnapshot | None) -> frozenset[str]:
+        """The words of the home's device, area and floor names and aliases (comparison form)."""
+        if snap is None:
+            return frozenset()
+        names = [n for e in snap.entities for n in e.names()] + [n for x in (*snap.areas, *snap.floors) for n in (x.name, *x.aliases)]
+        return frozenset(w for n in names if n for w in normalize(n).split())
+
     def _has(self, tool: str) -> bool:
         return tool in self.registry.tools
 
@@ -352,6 +392,7 @@ class TolerantMatcher:
         s = clean(text)
         if not s:
             return None
+        s = opening_slip(s, self._name_words(snap))
         resolver = EntityResolver(snap, self.area or None) if snap is not None else None
         lists = self._lists(s, snap, resolver)
         if lists is not None:

@@ -65,6 +65,8 @@ class Rescorer(Protocol):
 
     def vocabulary(self) -> frozenset[str]: ...
 
+    def repairs(self, heard: str, candidate: str) -> bool: ...
+
 
 class Recognizer:
     """Whisper for one voice loop.
@@ -258,10 +260,11 @@ class Recognizer:
         """Blocking: when ``text`` (what was heard, after hearing again) is not understood but may be
         a misheard home or tool request, recognise ``audio`` again allowing only the words of the
         home's grammar (:meth:`Rescorer.vocabulary`, :meth:`SpeechRecognizer.transcribe_within`),
-        and return (the first hypothesis a tier below the LLM understands and that has the same
-        numbers as ``text`` (the constraint must not turn "30v" into "3"), how far its
-        log-probability per token is below the free transcript ``first``'s) if that gap is at most
-        ``asr.grammar_margin``; else None. Both are scored by Whisper itself, unconstrained
+        and return (the hypothesis Whisper scores best among those a tier below the LLM understands
+        that have the same numbers as ``text`` (the constraint must not turn "30v" into "3") and
+        only repair it (:meth:`Rescorer.repairs`: no words added, no name heard right replaced), how
+        far its log-probability per token is below the free transcript ``first``'s) if that gap is
+        at most ``asr.grammar_margin``; else None. Both are scored by Whisper itself, unconstrained
         (:meth:`SpeechRecognizer.score`), so the home's words are taken only where the audio
         supports them about as well as what Whisper wrote freely: "But the chandelier on." → "Put
         the chandelier on.", "Lock the Mac door." → "Lock the back door."."""
@@ -277,17 +280,15 @@ class Recognizer:
             key = stripped.lower().strip(" .,!?")
             if key and key not in seen:
                 seen.add(key)
-                if _numbers(stripped) == numbers and rescorer.understands(stripped):
+                if _numbers(stripped) == numbers and rescorer.repairs(text, stripped) and rescorer.understands(stripped):
                     candidates.append((hyp, stripped))
         if not candidates:
+            log.debug("within the home's words: %r -> nothing understood that repairs %r among %s", first.text, text, sorted(seen))
             return None
         scores = self.asr.score(audio, [first.text] + [hyp for hyp, _ in candidates])
         log.debug("within the home's words: %r (%.3f) -> %s", first.text, scores[0], [(h, round(scores[0] - s, 3)) for (h, _), s in zip(candidates, scores[1:])])
-        for (hyp, stripped), score in zip(candidates, scores[1:]):
-            gap = scores[0] - score
-            if gap <= margin:
-                return stripped, gap
-        return None
+        gap, stripped = min((scores[0] - score, stripped) for (_, stripped), score in zip(candidates, scores[1:]))
+        return (stripped, gap) if gap <= margin else None
 
     async def _hear_again(self, result: AsrResult, audio: np.ndarray, turn: int | None, started: asyncio.Future | None = None) -> AsrResult:
         """``result``, or the full-window recognition of ``audio`` when ``result`` came from the short
