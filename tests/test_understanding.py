@@ -240,8 +240,9 @@ def test_recogniser_slips_of_a_commands_verb_are_understood():
 
 def test_a_recognition_within_the_homes_words_may_only_repair_what_was_heard():
     """The grammar pass's candidates seen acting wrongly: one that adds words ("After slight on." →
-    "I have to just light on.", the room's light) and one that swaps a name heard right for
-    another ("upstairs" → "downstairs") are not repairs; a misheard word put right is."""
+    "I have to just light on.", the room's light), one that swaps a name heard right for
+    another ("upstairs" → "downstairs") and one that names no target are not repairs; a misheard
+    word put right is."""
     from benchmarks.nlu import HomeRunner
 
     from assistant.controller.rescore import TranscriptRescorer
@@ -256,6 +257,8 @@ def test_a_recognition_within_the_homes_words_may_only_repair_what_was_heard():
             assert not rescorer.repairs("After slight on.", "I have to just light on.")
             assert rescorer.repairs("Turn on the gym, fam.", "Turn on the gym fan.")
             assert rescorer.repairs("Lampon.", "Lamp on.")  # one word written as two
+            assert not rescorer.repairs("Turn off an attack lead.", "Turn off and rotate it.")  # no target: the room's fan
+            assert rescorer.repairs("shut off a little water.", "shut off the water.")  # a kind of device
         finally:
             await runner.close()
 

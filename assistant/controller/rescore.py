@@ -289,8 +289,11 @@ class TranscriptRescorer:
         """Whether ``candidate`` (a recognition within the home's words) only repairs ``heard`` (the
         free transcript): it adds no words (:func:`_adds_words`: "After slight on." is not "I have
         to just light on.") and keeps every word of the home's device, area and floor names that
-        was heard ("Start to be upstairs, vacuum." is not "Start the downstairs vacuum."): the
-        constraint may correct a misheard word, never replace a name heard right."""
+        was heard ("Start to be upstairs, vacuum." is not "Start the downstairs vacuum."), and it
+        names its target — a word of those names or a device kind ("lamp", "water"): "Turn off an
+        attack lead." is not "Turn off and rotate it.", which would stop the fan of the assistant's
+        room. The constraint may correct a misheard word, never replace a name heard right or
+        leave the target to the room."""
         if _adds_words(heard, candidate):
             return False
         home = self.router.registry.service("home")
@@ -298,5 +301,9 @@ class TranscriptRescorer:
             return True
         snap = home.snapshot()
         names = {w for n in [*_names(snap), *(n for f in snap.floors for n in (f.name, *f.aliases))] for w in normalize(n).split()}
-        kept = set(normalize(candidate).split())
-        return all(w in kept for w in normalize(heard).split() if w in names and w not in _DETERMINERS and w not in _LINKS)
+        names -= _DETERMINERS | _LINKS
+        said = normalize(candidate).split()
+        kinds = {" ".join(singular(w) for w in said[i : i + n]) for n in (1, 2) for i in range(len(said) - n + 1)}
+        if not (set(said) & names or kinds & KIND_WORDS.keys()):
+            return False
+        return all(w in said for w in normalize(heard).split() if w in names)
