@@ -384,6 +384,8 @@ class TolerantMatcher:
             # device or place itself: "..., volume to 30" would lose whatever the first clause named
             part = self._match(clauses[-1])
             if part is not None and part.calls and all(("name" in a or "area" in a or "floor" in a) for _t, a in part.calls):
+                if out is not None and out.reply and not out.calls and all(_kind_name(a) for _t, a in part.calls):
+                    return out  # the whole reading took the first clause's words as the device's name: "No sorry, light on at 10%." (Whisper's "nursery light …") is no light of this room
                 return part
         return out
 
@@ -1023,6 +1025,16 @@ def _domains(res: Resolution) -> set[str]:
 
 def _only(domains: set[str], *allowed: str) -> bool:
     return bool(domains) and domains <= set(allowed)
+
+
+def _kind_name(args: dict[str, Any]) -> bool:
+    """Whether a call names its target by a device kind alone ("light", "the lights"), with no area or floor."""
+    from ..home.text import singular  # noqa: PLC0415
+    from ..home.vocabulary import KIND_WORDS  # noqa: PLC0415
+
+    name = args.get("name")
+    return isinstance(name, str) and "area" not in args and "floor" not in args and " ".join(
+        singular(w) for w in normalize(name).split() if w not in ("the", "my", "a", "all")) in KIND_WORDS
 
 
 def _kind_only(target: str, domain: str) -> bool:
