@@ -241,6 +241,25 @@ def test_recogniser_slips_of_a_commands_verb_are_understood():
     asyncio.run(go())
 
 
+def test_turning_lights_off_sets_no_brightness_from_a_stray_number():
+    """ "Turn off the lights on the 2nd 4." (Piper's "… on the second floor", heard by Whisper) had
+    turned the second floor's lights *on* at 4 %: an "off" request is never a brightness."""
+    from benchmarks.nlu import HomeRunner
+
+    async def go():
+        runner = HomeRunner("three_floors.yaml", "Kitchen")
+        await runner.start()
+        try:
+            runner.reset({})
+            await runner.say("Turn off the lights on the 2nd 4.")
+            assert runner.home.calls and all(service == "turn_off" for _eid, service, _data in runner.home.calls), runner.home.calls
+            assert runner.states()["light.kids_room"].state == "off"
+        finally:
+            await runner.close()
+
+    asyncio.run(go())
+
+
 def test_a_recognition_within_the_homes_words_may_only_repair_what_was_heard():
     """The grammar pass's candidates seen acting wrongly: one that adds words ("After slight on." →
     "I have to just light on.", the room's light), one that swaps a name heard right for

@@ -731,7 +731,8 @@ class TolerantMatcher:
             ("too_dark" in c, lambda: self._checked("turn_on", "home_turn_on", {**({"name": target} if target else {"domain": ["light"]}), **place},
                                                      "it is too dark", r, None if target else ["light"], verb="turn_on")),
             (bool(c & {"too_bright", "dim", "brighten"}) or v.color is not None or v.white is not None
-             or (_only(domains_of, "light") and (v.percent is not None or v.number is not None or bool(c & {"warmer", "cooler", "up", "down"}))),
+             or (_only(domains_of, "light") and "turn_off" not in c  # "turn off the lights on the 2nd 4" (Whisper's "second floor") sets no brightness
+                 and (v.percent is not None or v.number is not None or bool(c & {"warmer", "cooler", "up", "down"}))),
              lambda: self._light(c, v, target, place, r)),
             # scenes, scripts, buttons
             (_only(domains_of, "scene", "script", "button") and bool(c & {"start", "turn_on", "set"}), lambda: self._call("turn_on", "home_turn_on", {"name": target, **place}, "activate")),
