@@ -267,9 +267,9 @@ class AsrConfig(_Section):
     grammar_margin: float = Field(default=0.9, ge=0, le=10)
     """When nothing below the LLM understands an utterance even after hearing it again and its
     beam hypotheses, it is recognised once more with Whisper allowed to write only the words of the
-    home's grammar (the templates', the tolerant tier's, the home's names), and the first
-    hypothesis that is understood is taken if Whisper, unconstrained, scores it at most this far
-    (log-probability per token) below its own transcript (0 = never;
+    home's grammar (the templates', the tolerant tier's, the home's names), and of the hypotheses
+    that are understood and only repair what was heard, the one Whisper, unconstrained, scores best
+    is taken if it is at most this far (log-probability per token) below its own transcript (0 = never;
     :meth:`assistant.engine.recognizer.Recognizer.within_grammar`). Chosen on the development set
     spoken (Piper joe and espeak-ng en-gb, pink room noise at 20 dB SNR, the voice loop; 716 turns)
     with every candidate logged: 19 utterances got an understood candidate; up to 0.9, 15 were
