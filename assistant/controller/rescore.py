@@ -22,7 +22,7 @@ from rapidfuzz import fuzz
 
 from ..home import normalize
 from ..home.resolver import EntityResolver
-from ..home.text import singular
+from ..home.text import singular, tokens
 from ..home.vocabulary import KIND_WORDS
 from ..speech.asr import is_loop
 from ..speech.turn import opening
@@ -262,7 +262,7 @@ class TranscriptRescorer:
 
         home = self.router.registry.service("home")
         snap = home.snapshot() if home is not None else None
-        names = tuple(_names(snap)) + tuple(n for f in snap.floors for n in (f.name, *f.aliases)) if snap is not None else ()
+        names = tuple(snap.names()) if snap is not None else ()
         if self._vocabulary is not None and self._vocabulary[0] == names:
             return self._vocabulary[1]
         words: set[str] = set(TOOL_WORDS) | set(CLOSERS) | set(NEEDS_COMPLEMENT) | tolerant_words()
@@ -300,8 +300,7 @@ class TranscriptRescorer:
         if home is None:
             return True
         snap = home.snapshot()
-        names = {w for n in [*_names(snap), *(n for f in snap.floors for n in (f.name, *f.aliases))] for w in normalize(n).split()}
-        names -= _DETERMINERS | _LINKS
+        names = {w for n in snap.names() for w in tokens(n)} - _DETERMINERS - _LINKS
         said = normalize(candidate).split()
         kinds = {" ".join(singular(w) for w in said[i : i + n]) for n in (1, 2) for i in range(len(said) - n + 1)}
         if not (set(said) & names or kinds & KIND_WORDS.keys()):

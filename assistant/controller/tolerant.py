@@ -37,7 +37,7 @@ from rapidfuzz.distance import Levenshtein
 
 from ..home import EntityResolver, HomeSnapshot, normalize
 from ..home.resolver import Resolution
-from ..home.text import words_in
+from ..home.text import tokens, words_in
 from ..toolkit.registry import ToolRegistry
 
 __all__ = ["TolerantMatch", "TolerantMatcher", "clean"]
@@ -358,14 +358,6 @@ class TolerantMatcher:
         home = self.registry.service("home")
         return home.snapshot() if home is not None else None
 
-    @staticmethod
-    def _name_words(snap: HomeSnapshot | None) -> frozenset[str]:
-        """The words of the home's device, area and floor names and aliases (comparison form)."""
-        if snap is None:
-            return frozenset()
-        names = [n for e in snap.entities for n in e.names()] + [n for x in (*snap.areas, *snap.floors) for n in (x.name, *x.aliases)]
-        return frozenset(w for n in names if n for w in normalize(n).split())
-
     def _has(self, tool: str) -> bool:
         return tool in self.registry.tools
 
@@ -394,7 +386,7 @@ class TolerantMatcher:
         s = clean(text)
         if not s:
             return None
-        s = opening_slip(s, self._name_words(snap))
+        s = opening_slip(s, frozenset(w for n in snap.names() for w in tokens(n)) if snap is not None else frozenset())
         resolver = EntityResolver(snap, self.area or None) if snap is not None else None
         lists = self._lists(s, snap, resolver)
         if lists is not None:
@@ -1028,22 +1020,23 @@ def _only(domains: set[str], *allowed: str) -> bool:
     return bool(domains) and domains <= set(allowed)
 
 
-def _kind_name(args: dict[str, Any]) -> bool:
-    """Whether a call names its target by a device kind alone ("light", "the lights"), with no area or floor."""
+def _kind(target: str, skip: tuple[str, ...] = ("the", "my", "a")):
+    """The device kind (:data:`~assistant.home.vocabulary.KIND_WORDS`) ``target``'s words name,
+    without the words in ``skip`` ("the lights" → light), or None."""
     from ..home.text import singular  # noqa: PLC0415
     from ..home.vocabulary import KIND_WORDS  # noqa: PLC0415
 
+    return KIND_WORDS.get(" ".join(singular(w) for w in target.split() if w not in skip))
+
+
+def _kind_name(args: dict[str, Any]) -> bool:
+    """Whether a call names its target by a device kind alone ("light", "the lights"), with no area or floor."""
     name = args.get("name")
-    return isinstance(name, str) and "area" not in args and "floor" not in args and " ".join(
-        singular(w) for w in normalize(name).split() if w not in ("the", "my", "a", "all")) in KIND_WORDS
+    return isinstance(name, str) and "area" not in args and "floor" not in args and _kind(normalize(name), ("the", "my", "a", "all")) is not None
 
 
 def _kind_only(target: str, domain: str) -> bool:
-    from ..home.text import singular  # noqa: PLC0415
-    from ..home.vocabulary import KIND_WORDS  # noqa: PLC0415
-
-    key = " ".join(singular(w) for w in target.split() if w not in ("the", "my", "a"))
-    kind = KIND_WORDS.get(key)
+    kind = _kind(target)
     return kind is not None and domain in kind.domains
 
 

@@ -103,6 +103,11 @@ class HomeSnapshot:
                 return a
         return None
 
+    def names(self) -> list[str]:
+        """Every device name and alias, then every area and floor name and alias (empty ones left out)."""
+        out = [n for e in self.entities for n in e.names()] + [n for x in (*self.areas, *self.floors) for n in (x.name, *x.aliases)]
+        return [n for n in out if n]
+
     def floor_of(self, entity: Entity) -> str | None:
         area = self.area(entity.area_id)
         return area.floor_id if area else None
