@@ -117,9 +117,8 @@ def test_short_encoder_window_hears_real_commands_as_the_full_window_does(asr, f
 
 def test_short_window_returns_the_beam_searchs_other_hypotheses(asr, fixtures_dir):
     """Distinct word sequences only (most beams differ from the transcript in case or punctuation:
-    all four of the lamp command's do, with CTranslate2 4.8.5)."""
-    lamp = asr.transcribe(read_audio(fixtures_dir / "audio" / "wfw_turn_on_the_living_room_lamp.wav"), window_s=10)
-    assert all(normalize_transcript(t) != normalize_transcript(lamp.text) for t, _g in lamp.alternatives)
+    with CTranslate2 4.8.5 all four of the lamp command's do, so a clip whose beams differ in words
+    is read)."""
     r = asr.transcribe(read_audio(fixtures_dir / "audio" / "rhino_test_out_of_context.wav"), window_s=10)  # "… noodle soup …"
     assert r.alternatives and len(r.alternatives) <= asr.config.beam_size - 1
     gaps = [gap for _t, gap in r.alternatives]

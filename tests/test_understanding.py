@@ -117,8 +117,9 @@ def test_answers_that_pick_by_room():
 
 def test_recogniser_slips_of_a_state_question_and_of_add_are_understood():
     """Whisper hears "is the garage door open" as "It's the garage door open." (which opened the
-    garage door), "add" as "and", "put" as "but" and "locked" as "lock": a statement of a device's state is answered as the question it
-    was, and "and X to <a list of this home>" (or "but X on …") adds X."""
+    garage door), "add" as "and", "put" as "but" and "locked" as "lock": a statement of a device's
+    state is answered as the question it was, and "and X to <a list of this home>" (or "but X on
+    …") adds X."""
     from benchmarks.nlu import HomeRunner
 
     async def go():
