@@ -214,7 +214,8 @@ def test_slips_that_only_seem_understood_are_worth_hearing_again():
 
 def test_recogniser_slips_of_a_commands_verb_are_understood():
     """Whisper's slips on espeak-ng and Piper requests of the development set: a verb one letter
-    off ("Nute", "Refume", "Unute"), "the TV" as "30V", "lights on" as "light song". A word one
+    off ("Nute", "Refume", "Unute"), "the TV" as "30V", "lights on" as "light song", "unlock" and
+    "unmute" as "and lock", "and mute". A word one
     edit from two verbs, or one of the home's names, is not changed."""
     from benchmarks.nlu import HomeRunner
 
@@ -232,7 +233,10 @@ def test_recogniser_slips_of_a_commands_verb_are_understood():
         try:
             for heard, call in [("Nute 30V.", ("media_player.tv", "volume_mute", {"is_volume_muted": True})),
                                 ("Refume 30v.", ("media_player.tv", "media_play", {})),
-                                ("Light song in the garage.", ("light.garage", "turn_on", {}))]:
+                                ("Light song in the garage.", ("light.garage", "turn_on", {})),
+                                # "un-" heard as "and" (unlocking is confirmed: the runner says yes)
+                                ("And lock the front door.", ("lock.front_door", "unlock", {})),
+                                ("and mute 30V.", ("media_player.tv", "volume_mute", {"is_volume_muted": False}))]:
                 runner.reset({})
                 reply, route = await runner.say(heard)
                 assert route == "tolerant" and runner.home.calls == [call], (heard, reply)

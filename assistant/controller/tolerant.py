@@ -70,6 +70,9 @@ _DESIRE = re.compile(r"^(?:i|we) (?:would like|want|need|would love)(?: to have)
 _SLIPS = [
     (re.compile(r"^(?:2|to|too|tu) (on|off)\b"), r"turn \1"),  # "turn on" heard as "2 on"
     (re.compile(r"^(?:turned|turns) (on|off)\b"), r"turn \1"),
+    # a request's "un-" heard as "and": "and lock the front door", "and mute" (unlocking still asks
+    # to confirm, so a real "and lock …" is caught there)
+    (re.compile(r"^(?:and|an) (lock|mute)\b"), r"un\1"),
     (re.compile(r"^(?:and|an|ad|at) (?=.+ (?:to|on) (?:my|the|our) )"), "add "),  # "add X to my tasks" heard as "and X to my tasks"
     (re.compile(r"^(?:but|butt|bud) (?=.+ (?:on|onto) (?:(?:my|the|our) )?\S+(?: list)?$)"), "put "),  # "put X on my chores" heard as "but X on my chores"
     (re.compile(r"^(?:lock it up)$"), "lock up"),
