@@ -114,6 +114,19 @@ def silence(seconds: float) -> np.ndarray:
     return np.zeros(int(seconds * SAMPLE_RATE), dtype=np.int16)
 
 
+def espeak(text: str, voice: str, rate: int = 150) -> np.ndarray:
+    """``text`` spoken by espeak-ng's ``voice`` at ``rate`` words per minute, 16 kHz mono int16
+    (the same audio on every run); skips when espeak-ng is not installed."""
+    import subprocess
+    import tempfile
+
+    if not shutil.which("espeak-ng"):
+        pytest.skip("espeak-ng is not installed (scripts/bootstrap --dev installs it)")
+    with tempfile.NamedTemporaryFile(suffix=".wav") as f:
+        subprocess.run(["espeak-ng", "-v", voice, "-s", str(rate), "-w", f.name, text], check=True, capture_output=True)
+        return read_audio(f.name)
+
+
 def recording(*parts: np.ndarray | str | float) -> np.ndarray:
     """Concatenate clips (by file name), arrays and pauses (seconds) into one recording."""
     out = []

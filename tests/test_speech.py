@@ -19,7 +19,7 @@ from assistant.speech.asr import collapse_loops, drop_restart, is_loop, normaliz
 from assistant.speech.endpoint import Endpointer, NoSpeechTimeout, SpeechStart, UtteranceEnd
 from assistant.speech.tts import SentenceSplitter
 
-from .conftest import recording
+from .conftest import espeak, recording
 
 
 def _run_endpointer(ep: Endpointer, audio: np.ndarray):
@@ -194,18 +194,6 @@ async def test_a_misheard_home_request_is_recognised_again_with_the_full_window_
 
 
 
-def _espeak(text: str, voice: str) -> np.ndarray:
-    import shutil
-    import subprocess
-    import tempfile
-
-    if not shutil.which("espeak-ng"):
-        pytest.skip("espeak-ng is not installed (scripts/bootstrap --dev installs it)")
-    with tempfile.NamedTemporaryFile(suffix=".wav") as f:
-        subprocess.run(["espeak-ng", "-v", voice, "-s", "150", "-w", f.name, text], check=True, capture_output=True)
-        return read_audio(f.name)
-
-
 async def test_a_slip_is_recognised_again_within_the_homes_words(config, asr):
     """espeak-ng's "lock the back door" is heard "Lock the Mac door." (nothing understands it);
     recognised with only the home's grammar's words allowed, it is "Lock the back door.", which
@@ -218,7 +206,7 @@ async def test_a_slip_is_recognised_again_within_the_homes_words(config, asr):
     try:
         rescorer = controller.rescorer
         rec = Recognizer(asr, config.asr, EventBus(), ["hey jarvis"], rescorer=rescorer)
-        door = _espeak("lock the back door", "en-us")
+        door = espeak("lock the back door", "en-us")
         heard = asr.transcribe(door)
         assert not rescorer.understands(rec.text_of(heard)), heard.text  # the slip this test is about
         words = rescorer.vocabulary()
@@ -230,7 +218,7 @@ async def test_a_slip_is_recognised_again_within_the_homes_words(config, asr):
         chosen = rec.within_grammar(door, heard, rec.text_of(heard))
         assert chosen is not None and normalize_transcript(chosen[0]) == "lock the back door" and chosen[1] <= config.asr.grammar_margin
 
-        question = _espeak("what is the capital of france", "en-us")
+        question = espeak("what is the capital of france", "en-us")
         asked = asr.transcribe(question)
         assert rec.within_grammar(question, asked, rec.text_of(asked)) is None
         off = Recognizer(asr, config.asr.model_copy(update={"grammar_margin": 0.0}), EventBus(), ["hey jarvis"], rescorer=rescorer)

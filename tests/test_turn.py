@@ -18,7 +18,7 @@ from assistant.speech.asr import normalize_transcript
 from assistant.speech.endpoint import Endpointer, Pause, SpeechStart, UtteranceEnd
 from assistant.speech.turn import UNSURE_REASONS, SmartTurn, TextCompleteness, TurnDetector, ends_unfinished, lacks_particle
 
-from .conftest import clip, recording
+from .conftest import clip, espeak, recording
 
 
 def _frames(ep: Endpointer, audio: np.ndarray) -> list:
@@ -490,6 +490,35 @@ async def test_a_home_request_nothing_understands_is_heard_again_from_the_pause_
     assert [e.reason for e in events if isinstance(e, SpeechEnded)] == ["end_of_turn", "end_of_turn", "unsure_pause"]
     assert "understood" in lamp and "text model not asked" in lamp and "smart turn 0 ms" in lamp, lamp
     assert "text model not asked" not in americano, americano
+
+
+async def test_a_slip_the_full_window_corrects_ends_the_turn_at_the_pause(config):
+    """espeak-ng's "lock the back door" (en-gb) is misheard in the short window at the pause, so
+    nothing understands it and the verdict is unsure; it is recognised again with the full window
+    at once, which a tier below the LLM understands: the turn ends at that pause
+    ("understood_heard_again"), not at ``endpoint.unsure_ceiling_ms``, and the final transcript is
+    the full window's (the same words are understood without being heard again when Whisper gets
+    them right the first time: "open the garage door")."""
+    from assistant.app import build_controller
+
+    bus = EventBus()
+    events = bus.record()
+    speech = await load_speech(config)
+    controller = await build_controller(config, bus, llm=False)
+    try:
+        for text in ("lock the back door", "open the garage door"):
+            pipeline = Pipeline(config, speech.listener, asr=speech.asr, bus=bus, rescorer=controller.rescorer)
+            await pipeline.run(ArraySource(recording(0.5, "hey_jarvis.wav", 0.3, espeak(text, "en-gb"), 1.5)))
+        finals = [e.text for e in events if isinstance(e, FinalTranscript)]
+        assert len(finals) == 2 and all(controller.rescorer.understands(f) for f in finals), finals
+    finally:
+        await controller.close()
+    verdicts = [e.detail for e in events if isinstance(e, StageTiming) and e.stage == "end_of_turn"]
+    assert len(verdicts) == 2 and verdicts[0].startswith("finished: understood_heard_again"), verdicts
+    assert verdicts[1].startswith("finished: understood,"), verdicts
+    assert [e.reason for e in events if isinstance(e, SpeechEnded)] == ["end_of_turn", "end_of_turn"]
+    full = [e for e in events if isinstance(e, StageTiming) and e.stage == "asr_full_window"]
+    assert len(full) == 1 and "started at the pause" in full[0].detail, [e.detail for e in full]
 
 
 async def test_the_local_llm_starts_at_a_pause_the_turn_probably_ends_at_and_stops_when_the_user_goes_on(config):
