@@ -482,6 +482,9 @@ async def test_a_home_request_nothing_understands_is_heard_again_from_the_pause_
     again = [e for e in events if isinstance(e, StageTiming) and e.stage in ("asr_full_window", "asr_second_pass")]
     assert again and all(e.turn == again[0].turn and "jacuzzi" in e.detail.lower() for e in again), [e.detail for e in again]
     assert again[0].stage == "asr_full_window" and "started at the pause" in again[0].detail, again[0].detail
+    # the grammar pass ran on it, found no device of this home in it, and says so with its time
+    grammar = [e for e in events if isinstance(e, StageTiming) and e.stage == "asr_grammar"]
+    assert len(grammar) == 1 and grammar[0].detail.startswith("kept") and "jacuzzi" in grammar[0].detail.lower() and grammar[0].ms > 0, grammar
     # the words settle the lamp command's pause: a template matches, so neither Smart Turn nor the text model is asked
     lamp, americano = [e.detail for e in events if isinstance(e, StageTiming) and e.stage == "end_of_turn" and e.detail.startswith("finished")]
     # a home request nothing understands is not ended by Smart Turn: it waits unsure_ceiling_ms, while it is heard again

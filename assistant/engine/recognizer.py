@@ -249,11 +249,15 @@ class Recognizer:
                 self.bus.emit(StageTiming(stage="asr_n_best", ms=0.0, turn=turn, detail=f"{self.text_of(chosen)!r} (beam hypothesis) instead of {text!r}"))
                 return self.text_of(chosen), chosen
             t1 = time.perf_counter()
-            within = await asyncio.to_thread(self.within_grammar, utt.audio, first, text)
-            if within is not None:
-                self.bus.emit(StageTiming(stage="asr_grammar", ms=round((time.perf_counter() - t1) * 1000.0, 2), turn=turn,
-                                          detail=f"{within[0]!r} (recognised within the home's words, {within[1]:.2f} below) instead of {text!r}"))
-                return within[0], dataclasses.replace(first, text=within[0])
+            if self.config.grammar_margin and await asyncio.to_thread(self.rescorer.worth_hearing_again, text):
+                within = await asyncio.to_thread(self.within_grammar, utt.audio, first, text)
+                ms = round((time.perf_counter() - t1) * 1000.0, 2)
+                if within is not None:
+                    self.bus.emit(StageTiming(stage="asr_grammar", ms=ms, turn=turn,
+                                              detail=f"{within[0]!r} (recognised within the home's words, {within[1]:.2f} below) instead of {text!r}"))
+                    return within[0], dataclasses.replace(first, text=within[0])
+                self.bus.emit(StageTiming(stage="asr_grammar", ms=ms, turn=turn,
+                                          detail=f"kept {text!r}: no hypothesis within the home's words repairs it within the margin"))
         return text, result
 
     def within_grammar(self, audio: np.ndarray, first: AsrResult, text: str) -> tuple[str, float] | None:
