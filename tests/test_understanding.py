@@ -117,7 +117,8 @@ def test_answers_that_pick_by_room():
 
 def test_recogniser_slips_of_a_state_question_and_of_add_are_understood():
     """Whisper hears "is the garage door open" as "It's the garage door open." (which opened the
-    garage door), "add" as "and", "put" as "but" and "locked" as "lock": a statement of a device's
+    garage door), "add" as "and", "put" as "but", "locked" as "lock" and "dock" as "dot" or "doc"
+    next to a vacuum: a statement of a device's
     state is answered as the question it was, and "and X to <a list of this home>" (or "but X on
     …") adds X."""
     from benchmarks.nlu import HomeRunner
@@ -134,7 +135,12 @@ def test_recogniser_slips_of_a_state_question_and_of_add_are_understood():
             assert route == "tolerant" and reply.startswith("No") and "closed" in reply
             reply, _ = await runner.say("is the entry door lock.")  # "locked": its "-ed" fell silent
             assert reply.startswith("Yes") and "locked" in reply, reply
+            reply, _ = await runner.say("is the robot vacuum dot.")  # "docked": "dock" heard as "dot"
+            assert reply.startswith("Yes") and "docked" in reply, reply
             assert runner.home.calls == []
+            runner.reset({"vacuum.robot": "cleaning"})
+            reply, _ = await runner.say("Doc the robot vacuum.")
+            assert runner.home.calls == [("vacuum.robot", "return_to_base", {})], reply
             runner.reset({})  # a new conversation: right after a question "and …" continues it
             reply, _ = await runner.say("and mow the lawn to chores.")
             chores = runner.states()["todo.chores"]

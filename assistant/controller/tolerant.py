@@ -78,8 +78,11 @@ _SLIPS = [
     (re.compile(r"^(?:lock it up)$"), "lock up"),
     (re.compile(r"\b(?:the )?30 ?v\b"), "the tv"),  # "the TV" heard as "30V"
     (re.compile(r"\b(lights?|lamps?) song\b"), r"\1 on"),  # "lights on" heard as "light song"
+    # "dock" heard as "dot" or "doc" next to a vacuum: "dot both vacuums.", "is the robot vacuum dot."
+    (re.compile(r"^(?:dot|doc)\b(?=.*\b(?:vacuums?|robots?)\b)"), "dock"),
+    (re.compile(r"\b(vacuums?|robots?) (?:dot|doc)$"), r"\1 dock"),
     # a question's closing "-ed" falls silent before the pause: "is the entry door lock" is "… locked"
-    (re.compile(r"^((?:is|are) (?:the|my|our|all|any|every)\b.* (?:un)?lock)$"), r"\1ed"),
+    (re.compile(r"^((?:is|are) (?:the|my|our|all|any|every)\b.* (?:(?:un)?lock|dock))$"), r"\1ed"),
     (re.compile(r"^((?:is|are) (?:the|my|our|all|any|every)\b.* clos)e$"), r"\1ed"),
     # "is the garage door open" heard as "it's the garage door open": a statement of a device's state
     # is no command (it turned the garage door on), so it is taken as the question it was

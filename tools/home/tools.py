@@ -724,7 +724,7 @@ class HomeTools(Toolbox):
         changed = [await self.backend.call_service(e, action) for e in res.entities]
         what = describe_targets(res, changed)
         say = {"start": f"Started {what}.", "pause": f"Paused {what}.", "stop": f"Stopped {what}.",
-               "return_to_base": f"Sent {what} back to its dock.", "locate": f"{what[0].upper() + what[1:]} is beeping so you can find it."}[action]
+               "return_to_base": f"Sent {what} back to {'their docks' if len(changed) > 1 else 'its dock'}.", "locate": f"{what[0].upper() + what[1:]} is beeping so you can find it."}[action]
         return {"say": say, "entities": _entities(changed)}
 
     # ------------------------------------------------------------------ helpers (input_number)
