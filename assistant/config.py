@@ -333,6 +333,9 @@ class LlmConfig(_Section):
     model: str = "auto"
     """Catalog name, path to a .gguf file, or "auto"."""
     threads: int = Field(default=0, ge=0, le=64)
+    """Threads for token generation; 0 = half the cores, at least one (the voice loop's other
+    models share them: :func:`assistant.controller.llm_engine.decode_threads`). Prompt evaluation
+    uses every core."""
     context: int = Field(default=4096, ge=512, le=131072)
     temperature: float = Field(default=0.2, ge=0.0, le=2.0)
     top_p: float = Field(default=0.9, gt=0.0, le=1.0)

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     data = Path(tempfile.mkdtemp(prefix="bench-data-"))
     config = Config().with_overrides({
         "paths.models_dir": str(args.models_dir), "paths.data_dir": str(data),
-        "asr.threads": 2, "tts.threads": 2, "llm.threads": 2, "tools.confirm_risks": [], **MODELS,
+        "asr.threads": 2, "tts.threads": 2, "tools.confirm_risks": [], **MODELS,
     })
     t0 = time.perf_counter()
     bus = EventBus()

@@ -52,6 +52,25 @@ def test_answer_text_is_streamed_out_of_the_json():
     assert json.loads(s.raw)["arguments"]["text"] == 'It is 5" o\'clock.'
 
 
+def test_generation_uses_half_the_cores_and_prompt_evaluation_all_of_them(config):
+    """``llm.threads`` 0: token generation on half the cores (the voice loop's other models share
+    them; llama.cpp's threads stall together), prompt evaluation on every core; a number set is
+    taken as it is (real SmolLM2-135M)."""
+    import os
+
+    from assistant.config import LlmConfig
+    from assistant.controller.llm_engine import LlmEngine, decode_threads
+
+    need_test_models()
+    cores = os.cpu_count() or 1
+    assert decode_threads(LlmConfig()) == max(1, cores // 2) and decode_threads(LlmConfig(threads=3)) == 3
+    engine = LlmEngine(GGUF, LlmConfig())
+    try:
+        assert engine.llm.n_threads == max(1, cores // 2) and engine.llm.n_threads_batch == cores
+    finally:
+        engine.close()
+
+
 async def test_constrained_output_is_always_a_valid_call(config):
     """Every action SmolLM2 writes under the grammar parses and names a real tool with valid arguments."""
     need_test_models()
