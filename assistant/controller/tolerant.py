@@ -291,7 +291,7 @@ _CUES: list[tuple[re.Pattern, str]] = [(re.compile(p), c) for p, c in [
     (r"\bprevious\b(?: song| track| tune)?|\bgo back\b(?: a| one)?(?: song| track| tune)?|\bback (?:a |one )?(?:song|track|tune)\b|\blast (?:song|track)\b", "previous"),
     (r"\bunmute\b|\bturn (?:the )?sound (?:back )?on\b", "unmute"),
     (r"\bmute\b|\bsilence\b|\bturn (?:the )?sound off\b", "mute"),
-    (r"\b(?:pause|hold)\b", "pause"),
+    (r"\bpause\b|\bhold\b(?! (?:\S+ )?(?:on|off)$)", "pause"),  # "Hold it on." is Whisper's "hall light on", no pause
     (r"\b(?:resume|unpause|continue)\b|\bplay\b(?: the music)?(?: again)?", "resume"),
     (r"\bvolume\b", "volume"),
     # vacuums and water
