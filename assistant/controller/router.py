@@ -231,6 +231,12 @@ class Router:
                 yield piece
             if self._answered:
                 return
+            repaired = self.tolerant.repaired(text) if self.tolerant is not None else None
+            if repaired is not None:  # a slip of the recogniser read as what was said: the templates' meaning ("basement light song")
+                async for piece in self._fast(repaired, turn, heard=text):
+                    yield piece
+                if self._answered:
+                    return
         if self.tolerant is not None and not wants_remote:
             async for piece in self._tolerant(text, turn):
                 yield piece
@@ -281,12 +287,13 @@ class Router:
             self.local_loading = None
             self.local = local
 
-    async def _fast(self, text: str, turn: int) -> AsyncIterator[str]:
-        """The fast path: a follow-up of the last command, or templates (one or several commands)."""
+    async def _fast(self, text: str, turn: int, heard: str | None = None) -> AsyncIterator[str]:
+        """The fast path: a follow-up of the last command, or templates (one or several commands).
+        ``heard``: what was heard, when ``text`` is its repaired reading (no follow-up is tried then)."""
         assert self.fast_path is not None
         self._answered = False
         t0 = time.perf_counter()
-        follow = resolve_follow_up(text, self.conversation, self.registry.service("home"))
+        follow = resolve_follow_up(text, self.conversation, self.registry.service("home")) if heard is None else None
         if follow is not None:
             tool, args, why = follow
             calls = [(tool, args)]
@@ -297,7 +304,8 @@ class Router:
             if not matches:
                 return
             intents = ", ".join(m.intent for m in matches)
-            self._route("fast_path", f"template{'s' if len(matches) > 1 else ''} {intents} matched", turn, matches[0].intent)
+            self._route("fast_path", f"template{'s' if len(matches) > 1 else ''} {intents} matched" + (f" by {text!r}, the repaired reading of {heard!r}" if heard else ""),
+                        turn, matches[0].intent)
             if matches[0].tool is None:
                 self._answered = True
                 reply = "" if matches[0].intent == "HassNevermind" else "I'm here."

@@ -119,7 +119,20 @@ def opening_slip(s: str, names: frozenset[str] = frozenset()) -> str:
 
 def clean(text: str) -> str:
     """The request in comparison form without politeness or the wake word ("could you turn the
-    lamp on please" → "turn the lamp on")."""
+    lamp on please" → "turn the lamp on"), the recogniser's known slips read as what was said
+    (``_SLIPS``: "light song" → "light on")."""
+    return unslip(_polite(text))
+
+
+def unslip(s: str) -> str:
+    """``s`` (in comparison form) with the recogniser's known slips (``_SLIPS``) read as what was said."""
+    for pattern, repl in _SLIPS:
+        s = pattern.sub(repl, s)
+    return s
+
+
+def _polite(text: str) -> str:
+    """``text`` in comparison form without politeness or the wake word."""
     s = normalize(text)
     s = _DESIRE.sub("", s)
     if not re.match(r"^(?:could|can|would|will|should) ", s):
@@ -131,8 +144,6 @@ def clean(text: str) -> str:
         s = _POLITE_END.sub("", s).strip()
         if s == before:
             break
-    for pattern, repl in _SLIPS:
-        s = pattern.sub(repl, s)
     return s
 
 
@@ -387,12 +398,24 @@ class TolerantMatcher:
                 return part
         return out
 
+    def repaired(self, text: str) -> str | None:
+        """``text`` without politeness and with the recogniser's slips this tier knows read as what
+        was said (``_SLIPS``, :func:`opening_slip`: "basement light song" → "basement light on",
+        "nute the tv" → "mute the tv"), or None when there was no slip. The router gives the exact
+        templates this reading, so a repaired request means what the same words typed mean."""
+        polite = _polite(text)
+        s = self._unslip(polite)
+        return s if s and s != polite else None
+
+    def _unslip(self, s: str) -> str:
+        snap = self._home()
+        return opening_slip(unslip(s), frozenset(w for n in snap.names() for w in tokens(n)) if snap is not None else frozenset())
+
     def _match(self, text: str) -> TolerantMatch | None:
         snap = self._home()
-        s = clean(text)
+        s = self._unslip(_polite(text))
         if not s:
             return None
-        s = opening_slip(s, frozenset(w for n in snap.names() for w in tokens(n)) if snap is not None else frozenset())
         resolver = EntityResolver(snap, self.area or None) if snap is not None else None
         lists = self._lists(s, snap, resolver)
         if lists is not None:
