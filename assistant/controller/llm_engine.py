@@ -86,8 +86,9 @@ def decode_threads(config: LlmConfig) -> int:
     threads wait for each other at every step, so one stalled thread stalls them all. Measured on
     this project's 2-core machine (SmolLM2-135M, a 2,435-token cached prefix, a question and 40
     tokens, median of 5): 2 threads 560 ms alone but 2,061 ms with Whisper decoding alongside; 1
-    thread 696 ms alone, 1,088 ms alongside. In the turn benchmark the local LLM's turns went from
-    2,101 to 1,476 ms p50 (generation 1,589 → 872 ms). Prompt evaluation (a batch, at load and for
+    thread 696 ms alone, 1,088 ms alongside. In the turn benchmark (last voiced frame → first reply
+    sample, 20 questions, real-time input with room noise) the local LLM's turns went from 2,101 to
+    1,476 and 1,520 ms p50 in two runs (generation 1,589 → 872 and 1,065 ms). Prompt evaluation (a batch, at load and for
     each request's new tokens) still uses every core."""
     return config.threads or max(1, (os.cpu_count() or 1) // 2)
 

@@ -40,7 +40,7 @@ from ..home.resolver import Resolution
 from ..home.text import tokens, words_in
 from ..toolkit.registry import ToolRegistry
 
-__all__ = ["TolerantMatch", "TolerantMatcher", "clean"]
+__all__ = ["TolerantMatch", "TolerantMatcher", "opening_slip", "unslip"]
 
 
 @dataclass
@@ -117,13 +117,6 @@ def opening_slip(s: str, names: frozenset[str] = frozenset()) -> str:
     return f"{near[0]} {rest}".strip() if len(near) == 1 else s
 
 
-def clean(text: str) -> str:
-    """The request in comparison form without politeness or the wake word ("could you turn the
-    lamp on please" → "turn the lamp on"), the recogniser's known slips read as what was said
-    (``_SLIPS``: "light song" → "light on")."""
-    return unslip(_polite(text))
-
-
 def unslip(s: str) -> str:
     """``s`` (in comparison form) with the recogniser's known slips (``_SLIPS``) read as what was said."""
     for pattern, repl in _SLIPS:
@@ -132,7 +125,8 @@ def unslip(s: str) -> str:
 
 
 def _polite(text: str) -> str:
-    """``text`` in comparison form without politeness or the wake word."""
+    """``text`` in comparison form without politeness or the wake word ("could you turn the lamp
+    on please" → "turn the lamp on")."""
     s = normalize(text)
     s = _DESIRE.sub("", s)
     if not re.match(r"^(?:could|can|would|will|should) ", s):

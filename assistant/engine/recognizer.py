@@ -249,8 +249,8 @@ class Recognizer:
                 self.bus.emit(StageTiming(stage="asr_n_best", ms=0.0, turn=turn, detail=f"{self.text_of(chosen)!r} (beam hypothesis) instead of {text!r}"))
                 return self.text_of(chosen), chosen
             t1 = time.perf_counter()
-            if self.config.grammar_margin and await asyncio.to_thread(self.rescorer.worth_hearing_again, text):
-                within = await asyncio.to_thread(self.within_grammar, utt.audio, first, text)
+            if await asyncio.to_thread(self._grammar_pass_applies, first, text):
+                within = await asyncio.to_thread(self._within_grammar, utt.audio, first, text)
                 ms = round((time.perf_counter() - t1) * 1000.0, 2)
                 if within is not None:
                     self.bus.emit(StageTiming(stage="asr_grammar", ms=ms, turn=turn,
@@ -272,10 +272,18 @@ class Recognizer:
         (:meth:`SpeechRecognizer.score`), so the home's words are taken only where the audio
         supports them about as well as what Whisper wrote freely: "But the chandelier on." → "Put
         the chandelier on.", "Lock the Mac door." → "Lock the back door."."""
+        return self._within_grammar(audio, first, text) if self._grammar_pass_applies(first, text) else None
+
+    def _grammar_pass_applies(self, first: AsrResult, text: str) -> bool:
+        """Blocking: whether :meth:`within_grammar` runs for ``text`` (on, and words that may be a misheard home or tool request)."""
+        return (self.rescorer is not None and bool(self.config.grammar_margin) and bool(text) and bool(first.text)
+                and self.rescorer.worth_hearing_again(text))
+
+    def _within_grammar(self, audio: np.ndarray, first: AsrResult, text: str) -> tuple[str, float] | None:
+        """:meth:`within_grammar` once :meth:`_grammar_pass_applies` said yes."""
         margin = self.config.grammar_margin
         rescorer = self.rescorer
-        if rescorer is None or not margin or not text or not first.text or not rescorer.worth_hearing_again(text):
-            return None
+        assert rescorer is not None
         seen: set[str] = set()
         numbers = _numbers(text)  # a number Whisper heard is kept: "Set the volume to 30." is not "… to 3 day."
         candidates: list[tuple[str, str]] = []  # (as written, wake phrase stripped)
