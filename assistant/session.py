@@ -178,9 +178,12 @@ class Session:
         """
         speaker = self.sink if isinstance(self.sink, SpeakerSink) else None
         owns_speaker = self.options.speak and self.options.output_file is None
-        if speaker is not None and speaker.busy:
+        speaking = self.pipeline is not None and self.pipeline.speaker.speaking
+        if speaker is not None and (speaker.busy or speaking):
             raise AudioDeviceError("a reply is playing; the audio devices are re-read when it ends")
         if speaker is not None:
+            if self.pipeline is not None:
+                self.pipeline.set_sink(None)  # a reply starting meanwhile is text only, not queued on a closed speaker
             await speaker.close()
         try:
             if owns_speaker:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import json
 import sys
 import tempfile
@@ -16,6 +17,10 @@ from pathlib import Path
 from .report import plot, table
 from .suite import MODELS, ROOT, SECTIONS, Context, machine
 
+QUICK_SECTION_LIMIT_S = 900.0
+"""The smoke run's sections take 1–180 s each on a 2-core machine; one still running after 15
+minutes has hung (CI would otherwise sit until its own 90-minute limit, with nothing to show)."""
+
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
@@ -23,7 +28,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="where results.json and the plots go")
     ap.add_argument("--models-dir", type=Path, default=ROOT / ".cache" / "bench-store", help="model store with the fixture models")
     ap.add_argument("--only", nargs="*", choices=sorted(SECTIONS), help="run only these sections")
+    ap.add_argument("--section-limit", type=float, default=None, metavar="S",
+                    help="a section still running after S seconds is a hang: print every thread's stack and exit with status 1 "
+                         f"(default: {QUICK_SECTION_LIMIT_S:.0f} s with --quick, none otherwise)")
     args = ap.parse_args(argv)
+    limit = args.section_limit if args.section_limit is not None else (QUICK_SECTION_LIMIT_S if args.quick else 0)
 
     sys.path.insert(0, str(ROOT))
     from assistant.app import build_controller, load_speech
@@ -52,7 +61,12 @@ def main(argv: list[str] | None = None) -> int:
             continue
         t = time.perf_counter()
         print(f"[{name}] ...", file=sys.stderr, flush=True)
-        fn(ctx)
+        if limit:
+            faulthandler.dump_traceback_later(limit, exit=True)
+        try:
+            fn(ctx)
+        finally:
+            faulthandler.cancel_dump_traceback_later()
         ctx.results.setdefault("section_s", {})[name] = round(time.perf_counter() - t, 1)
     asyncio.run(controller.close())
     ctx.results["quick"] = args.quick

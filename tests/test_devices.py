@@ -205,3 +205,34 @@ def test_closing_a_hung_speaker_neither_blocks_the_event_loop_nor_hangs():
         sd.unblock_speaker()
     assert devices.DEVICE_CALL_TIMEOUT_S - 0.5 < took < devices.DEVICE_CALL_TIMEOUT_S + 2.0
     assert stall < 1.0
+
+
+def test_audio_queued_on_a_closed_speaker_is_dropped_and_leaves_nothing_waiting():
+    """A reply can reach the speaker just after it was closed (the device list is being re-read):
+    nothing will play it, so draining returns at once, and no thread is left waiting on it, which
+    ``asyncio.run`` would wait for at exit (a hang seen in CI's fault benchmark)."""
+    import threading
+    import time
+
+    sd = FakeSoundDevice(speed=1.0)
+    threads_before = threading.active_count()
+
+    async def go() -> tuple[float, float]:
+        sink = SpeakerSink(None, sd=sd)
+        await sink.play(np.ones(48000, np.int16), 48000)
+        t0 = time.monotonic()
+        await sink.close()
+        await asyncio.wait_for(sink.drain(), 2.0)  # what was queued is dropped by closing
+        closed_drain = time.monotonic() - t0
+        await sink.play(np.ones(48000 * 3, np.int16), 48000)  # after closing
+        assert not sink.busy
+        t0 = time.monotonic()
+        await asyncio.wait_for(sink.drain(), 2.0)
+        return closed_drain, time.monotonic() - t0
+
+    t0 = time.monotonic()
+    closed_drain, late_drain = asyncio.run(go())
+    assert time.monotonic() - t0 < 5.0  # asyncio.run returned: no executor thread left waiting
+    assert closed_drain < 1.0 and late_drain < 0.5
+    time.sleep(0.2)
+    assert threading.active_count() <= threads_before

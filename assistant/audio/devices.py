@@ -29,6 +29,8 @@ MIC_QUEUE_BLOCKS = 250
 DEVICE_CALL_TIMEOUT_S = 2.0
 """Longest wait for PortAudio to stop a stream or re-read its devices; a wedged device can block
 these calls for good, so they run on a daemon thread and are abandoned after this long."""
+DRAIN_POLL_S = 0.02
+"""How often :meth:`SpeakerSink.drain` looks whether the queue has played out: one callback block."""
 
 log = logging.getLogger(__name__)
 
@@ -358,13 +360,23 @@ class SpeakerSink:
         self.played_samples += filled
 
     async def play(self, samples: np.ndarray, rate: int) -> None:
+        """Queue ``samples`` (mono, any dtype :func:`to_int16` takes) at ``rate`` Hz; returns at once.
+        On a closed sink the audio is dropped with a warning: nothing would ever play it."""
         chunk = to_int16(resample(samples, rate, self.sample_rate))
         with self._lock:
+            if self._stream is None:
+                log.warning("the speaker was closed; %.1f s of reply audio not played", chunk.shape[0] / self.sample_rate)
+                return
             self._buffer.append(chunk)
             self._idle.clear()
 
     async def drain(self) -> None:
-        await asyncio.to_thread(self._idle.wait)
+        """Return when everything queued has been played (or dropped by :meth:`interrupt` or
+        :meth:`close`). Polls every callback block (20 ms) instead of waiting on a thread: a
+        stalled device must not leave a thread blocked for good, which ``asyncio.run`` would then
+        wait for at exit. Callers bound the wait (:meth:`~assistant.engine.speaker.Speaker.drain`)."""
+        while not self._idle.is_set():
+            await asyncio.sleep(DRAIN_POLL_S)
 
     @property
     def busy(self) -> bool:
@@ -378,7 +390,8 @@ class SpeakerSink:
 
     async def close(self) -> None:
         """Stop the stream; a speaker that hangs in PortAudio is abandoned after :data:`DEVICE_CALL_TIMEOUT_S`."""
+        with self._lock:
+            stream, self._stream = self._stream, None
         await self.interrupt()
-        stream, self._stream = self._stream, None
         if stream is not None:
             await _off_loop("closing the speaker", lambda: (stream.stop(), stream.close()))

@@ -207,13 +207,16 @@ class Speaker:
 
     async def drain(self, turn: int | None = None) -> None:
         """Wait until what was queued has been played — at most that long plus :data:`DRAIN_MARGIN_S`."""
-        if self.sink is None:
+        sink = self.sink
+        if sink is None:
             return
         limit = self._queued_s + DRAIN_MARGIN_S
         self._queued_s = 0.0
         try:
-            await asyncio.wait_for(self.sink.drain(), limit)
+            await asyncio.wait_for(sink.drain(), limit)
         except asyncio.TimeoutError:
+            if sink is not self.sink:  # swapped for another while it played (the devices were re-read)
+                return
             self.stalls += 1
             self.bus.emit(ErrorEvent(stage="speaker", message=f"the speaker stopped playing (nothing for {limit:.0f} s)",
                                      hint="check the speaker; it is being opened again", turn=turn))
