@@ -76,7 +76,7 @@ class Pipeline:
     verifier: WakeVerifier | None = None
     rescorer: Rescorer | None = None
     arbiter: TurnArbiter | None = None
-    reopen_sink: Callable[[], AudioSink | None] | None = None
+    reopen_sink: Callable[[], Awaitable[AudioSink | None]] | None = None
 
     def __post_init__(self) -> None:
         self.wake_phrases = [phrase_from_model_name(n) for n in self.config.wake.models]

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .app import Controller, Speech, import_engines, build_controller, load_speech
-from .audio.devices import MicrophoneSource, SpeakerSink, refresh_devices
+from .audio.devices import MicrophoneSource, SpeakerSink, device_call, refresh_devices
 from .audio.io import AudioSink, AudioSource, FileSource, WavSink
 from .bus import EventBus
 from .errors import AudioDeviceError
@@ -157,10 +157,13 @@ class Session:
         self.load_s = time.perf_counter() - t0
         self.started_at = time.time()
 
-    def _reopen_speaker(self) -> AudioSink | None:
-        """A new speaker after the old one stopped playing (or None: replies as text until it is back)."""
+    async def _reopen_speaker(self) -> AudioSink | None:
+        """A new speaker after the old one stopped playing (or None: replies as text until it is
+        back). Opened off the event loop, given up on after ``DEVICE_CALL_TIMEOUT_S`` (a wedged device)."""
+        audio = self.config.audio
         try:
-            self.sink = SpeakerSink(self.config.audio.output_device, self.config.audio.output_sample_rate)
+            self.sink = await device_call("opening the speaker", lambda: SpeakerSink(audio.output_device, audio.output_sample_rate),
+                                          abandon=SpeakerSink.close_now)
         except AudioDeviceError as exc:
             log.error("no speaker, replies are not spoken: %s", exc.message)
             self.sink = None
@@ -191,7 +194,7 @@ class Session:
             self.source = MicrophoneSource(self.config.audio.input_device)
         finally:
             if owns_speaker and (speaker is not None or "speaker" in self.problems):
-                sink = await asyncio.to_thread(self._reopen_speaker)
+                sink = await self._reopen_speaker()
                 if self.pipeline is not None:
                     self.pipeline.set_sink(sink)
                 if sink is not None:

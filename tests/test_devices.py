@@ -236,3 +236,54 @@ def test_audio_queued_on_a_closed_speaker_is_dropped_and_leaves_nothing_waiting(
     assert closed_drain < 1.0 and late_drain < 0.5
     time.sleep(0.2)
     assert threading.active_count() <= threads_before
+
+
+def test_a_wedged_card_neither_blocks_the_event_loop_nor_the_exit():
+    """Opening a stream on a wedged device can block for good: the microphone and the speaker
+    being opened again give up after DEVICE_CALL_TIMEOUT_S with a clear error (the speaker: text
+    replies), the event loop keeps running, and ``asyncio.run`` returns (no executor thread left)."""
+    import time
+
+    import assistant.audio.devices as devices
+    from assistant.config import TtsConfig
+    from assistant.engine.speaker import Speaker
+
+    sd = FakeSoundDevice(speed=1.0)
+    mic = MicrophoneSource(None, sd=sd)
+    sd.wedge()
+
+    async def go() -> tuple[str, object, float]:
+        beats: list[float] = []
+
+        async def heartbeat() -> None:
+            while True:
+                beats.append(time.monotonic())
+                await asyncio.sleep(0.02)
+
+        hb = asyncio.create_task(heartbeat())
+        with pytest.raises(AudioDeviceError) as err:
+            async for _ in mic.frames():
+                break
+        async def reopen():  # as the session opens its speaker again
+            try:
+                return await devices.device_call("opening the speaker", lambda: SpeakerSink(None, sd=sd), abandon=SpeakerSink.close_now)
+            except AudioDeviceError:
+                return None
+
+        speaker = Speaker(None, None, EventBus(), TtsConfig(), reopen=reopen)
+        await speaker._replace_sink()  # what a stalled speaker does
+        hb.cancel()
+        return err.value.message, speaker.sink, max(np.diff(beats))
+
+    t0 = time.monotonic()
+    try:
+        message, sink, stall = asyncio.run(go())
+    finally:
+        sd.unwedge()
+    took = time.monotonic() - t0
+    time.sleep(0.3)  # the opens return once unwedged, and close what they opened
+    assert not [st for st in sd._streams if not st._stop.is_set()], "a stream opened late was left running"
+    assert "opening the microphone did not return" in message
+    assert sink is None  # replies as text until the speaker is back
+    assert stall < 1.0
+    assert took < 2 * devices.DEVICE_CALL_TIMEOUT_S + 3.0  # both gave up; asyncio.run waited for no thread

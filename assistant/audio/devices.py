@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import threading
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable, TypeVar
 
 import numpy as np
 import soxr
@@ -33,34 +34,71 @@ DRAIN_POLL_S = 0.02
 """How often :meth:`SpeakerSink.drain` looks whether the queue has played out: one callback block."""
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
-__all__ = ["DeviceInfo", "MicrophoneSource", "SpeakerSink", "list_devices", "load_sounddevice", "refresh_devices",
+__all__ = ["DeviceInfo", "MicrophoneSource", "SpeakerSink", "device_call", "list_devices", "load_sounddevice", "refresh_devices",
            "resolve_device"]
 
 
-async def _off_loop(what: str, fn: Any, timeout: float = DEVICE_CALL_TIMEOUT_S) -> bool:
-    """Run a PortAudio call that may block forever on a daemon thread (never on the event loop, and
-    never one that interpreter exit would wait for). Returns False if it raised or did not return in time."""
+async def device_call(what: str, fn: Callable[[], T], timeout: float = DEVICE_CALL_TIMEOUT_S,
+                      abandon: Callable[[T], None] | None = None) -> T:
+    """``fn()`` — a PortAudio call that may block for good on a wedged device (opening, stopping
+    or closing a stream, re-reading the devices) — run on a daemon thread: never on the event loop,
+    and never on a thread ``asyncio.run`` or interpreter exit would wait for. ``abandon`` is called
+    (on a daemon thread) with what ``fn`` returns if it returns after the caller gave up: close it.
+
+    Raises:
+        AudioDeviceError: ``fn`` did not return within ``timeout`` seconds (the thread is left behind).
+        Exception: Whatever ``fn`` raised.
+    """
     loop = asyncio.get_running_loop()
-    done: asyncio.Future[bool] = loop.create_future()
+    done: asyncio.Future[T] = loop.create_future()
+    given_up = threading.Event()
+
+    def late(value: Any) -> None:
+        if abandon is not None:
+            with contextlib.suppress(Exception):
+                abandon(value)
+
+    def settle(value: Any, exc: BaseException | None) -> None:  # on the event loop
+        if given_up.is_set():
+            if exc is None:
+                threading.Thread(target=late, args=(value,), name=f"{what} (abandoned)", daemon=True).start()
+        elif not done.done():
+            done.set_exception(exc) if exc is not None else done.set_result(value)
 
     def run() -> None:
         try:
-            fn()
-            ok = True
-        except Exception as exc:  # noqa: BLE001 - a device error while closing is logged, not raised
-            log.warning("%s failed: %s", what, exc)
-            ok = False
+            value, exc = fn(), None
+        except Exception as e:  # noqa: BLE001 - handed to the awaiting caller
+            value, exc = None, e
         try:
-            loop.call_soon_threadsafe(lambda: done.done() or done.set_result(ok))
-        except RuntimeError:  # abandoned, and the loop has closed since
-            pass
+            loop.call_soon_threadsafe(settle, value, exc)
+        except RuntimeError:  # the event loop has closed since
+            if exc is None:
+                late(value)
 
     threading.Thread(target=run, name=what, daemon=True).start()
     try:
-        return await asyncio.wait_for(done, timeout)
+        return await asyncio.wait_for(asyncio.shield(done), timeout)
     except asyncio.TimeoutError:
+        if done.done() and done.exception() is None:  # it returned in the same moment
+            return done.result()
+        given_up.set()
         log.error("%s did not return within %.0f s; the device is left behind", what, timeout)
+        raise AudioDeviceError(f"{what} did not return within {timeout:.0f} s", hint="unplug the device and plug it in again, or pick another one") from None
+
+
+async def _off_loop(what: str, fn: Any, timeout: float = DEVICE_CALL_TIMEOUT_S) -> bool:
+    """:func:`device_call` for a call whose failure is only logged (closing): False if it raised or
+    did not return in time."""
+    try:
+        await device_call(what, fn, timeout)
+        return True
+    except AudioDeviceError:
+        return False
+    except Exception as exc:  # noqa: BLE001 - a device error while closing is logged, not raised
+        log.warning("%s failed: %s", what, exc)
         return False
 
 
@@ -225,6 +263,8 @@ class MicrophoneSource:
         self.device = resolve_device(device, "input", self._sd)
         self._queue: asyncio.Queue[np.ndarray | None] | None = None
         self._stream: Any = None
+        self._abandoned = False
+        """Opening took longer than :data:`DEVICE_CALL_TIMEOUT_S` and was given up on (open a new source)."""
         self._resampler: soxr.ResampleStream | None = None
         self._pending = np.zeros(0, dtype=np.int16)
         self.rate = SAMPLE_RATE
@@ -246,7 +286,10 @@ class MicrophoneSource:
             if status:
                 self.overflows += 1
             block = indata[:, 0].copy()
-            loop.call_soon_threadsafe(enqueue, block)
+            try:
+                loop.call_soon_threadsafe(enqueue, block)
+            except RuntimeError:  # the event loop has closed: nobody listens any more
+                pass
 
         errors = []
         for rate in (SAMPLE_RATE, int(self.device.default_samplerate)):
@@ -260,6 +303,10 @@ class MicrophoneSource:
             except Exception as exc:  # PortAudioError: invalid sample rate, device busy, ...
                 errors.append(f"{rate} Hz: {exc}")
                 continue
+            if self._abandoned:  # opened after frames() gave up on it
+                stream.stop()
+                stream.close()
+                return
             self._stream = stream
             self.rate = rate
             if rate != SAMPLE_RATE:
@@ -273,7 +320,12 @@ class MicrophoneSource:
     async def frames(self) -> AsyncIterator[np.ndarray]:
         loop = asyncio.get_running_loop()
         self._queue = asyncio.Queue(MIC_QUEUE_BLOCKS)
-        self._open(loop)
+        try:
+            await device_call("opening the microphone", lambda: self._open(loop))
+        except AudioDeviceError:
+            self._abandoned = True  # an open that returns late closes its stream itself
+            await self.close()  # or it returned just now
+            raise
         try:
             while True:
                 try:
@@ -387,6 +439,16 @@ class SpeakerSink:
             self._buffer.clear()
             self._offset = 0
             self._idle.set()
+
+    def close_now(self) -> None:
+        """Blocking: stop and close the stream (for a sink opened after its caller gave up on it)."""
+        with self._lock:
+            stream, self._stream = self._stream, None
+            self._buffer.clear()
+            self._idle.set()
+        if stream is not None:
+            stream.stop()
+            stream.close()
 
     async def close(self) -> None:
         """Stop the stream; a speaker that hangs in PortAudio is abandoned after :data:`DEVICE_CALL_TIMEOUT_S`."""

@@ -51,7 +51,7 @@ class Speaker:
         config: Sentence pause.
         wake_phrases: Wake phrases; a reply that says one is remembered (own-voice protection).
         set_state: Called with the new state and turn when speaking starts.
-        reopen: Called when the sink stops playing; returns a fresh sink (or None: text only from then on).
+        reopen: Awaited when the sink stops playing; returns a fresh sink (or None: text only from then on).
     """
 
     def __init__(self, tts: SpeechSynthesizer | None, sink: AudioSink | None, bus: EventBus, config: TtsConfig,
@@ -232,7 +232,7 @@ class Speaker:
                 await asyncio.wait_for(old.close(), 2.0)
         if self.reopen is not None:
             try:
-                self.sink = await asyncio.to_thread(self.reopen)
+                self.sink = await self.reopen()
             except Exception as exc:  # noqa: BLE001
                 log.error("cannot reopen the speaker: %s", exc)
                 self.sink = None

@@ -7,7 +7,8 @@ the device boundary (resampling, framing, buffering, barge-in) runs for real.
 It behaves like PortAudio where the assistant depends on it: the device list is read once, at
 initialisation (``_initialize``), so a microphone plugged in later is only seen after
 ``_terminate()`` + ``_initialize()``, which also stops every open stream; an unplugged microphone's
-stream just stops calling back; a hung speaker stops calling back and its ``stop()`` blocks.
+stream just stops calling back; a hung speaker stops calling back and its ``stop()`` blocks; a
+wedged card's ``InputStream``/``OutputStream`` block when opened.
 
 Usage::
 
@@ -16,6 +17,7 @@ Usage::
     sd.say(command_16k)          # more "speech" into the live microphone
     sd.unplug(); sd.plug()       # the USB microphone goes and comes back
     sd.block_speaker(); sd.unblock_speaker()
+    sd.wedge(); sd.unwedge()     # opening a stream blocks until unwedged
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class FakeSoundDevice:
     def __post_init__(self) -> None:
         self.mic_present = True
         self.speaker_blocked = threading.Event()
+        self.wedged = threading.Event()
         self.initializations = 0
         self._live: list[np.ndarray] = []
         self._live_lock = threading.Lock()
@@ -110,10 +113,26 @@ class FakeSoundDevice:
     def unblock_speaker(self) -> None:
         self.speaker_blocked.clear()
 
+    def wedge(self) -> None:
+        """Opening a stream blocks (as on a wedged ALSA device) until :meth:`unwedge`, at most
+        :attr:`OPEN_HANG_LIMIT_S` (so a test cannot hang forever)."""
+        self.wedged.set()
+
+    def unwedge(self) -> None:
+        self.wedged.clear()
+
+    OPEN_HANG_LIMIT_S = 30.0
+
+    def _wait_if_wedged(self) -> None:
+        t0 = time.monotonic()
+        while self.wedged.is_set() and time.monotonic() - t0 < self.OPEN_HANG_LIMIT_S:
+            time.sleep(0.01)
+
     def query_hostapis(self):
         return [{"name": "ALSA"}]
 
     def InputStream(self, *, device, channels, samplerate, dtype, blocksize, callback):  # noqa: N802
+        self._wait_if_wedged()
         if samplerate in self.refuse_rates:
             raise PortAudioError(f"Error opening InputStream: Invalid sample rate [PaErrorCode -9997] ({samplerate})")
         if not self.mic_present or device >= len(self._devices) or not self._devices[device]["max_input_channels"]:
@@ -123,6 +142,7 @@ class FakeSoundDevice:
         return stream
 
     def OutputStream(self, *, device, channels, samplerate, dtype, blocksize, callback):  # noqa: N802
+        self._wait_if_wedged()
         if samplerate in self.refuse_rates:
             raise PortAudioError(f"Error opening OutputStream: Invalid sample rate [PaErrorCode -9997] ({samplerate})")
         if device >= len(self._devices) or not self._devices[device]["max_output_channels"]:
