@@ -19,10 +19,13 @@ Whisper).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -38,12 +41,40 @@ class Voice:
     speak: Callable[[str], np.ndarray]
 
 
+VOICED_CACHE = Path(__file__).resolve().parent.parent / ".cache" / "voiced"
+"""Piper's voiced requests, kept across runs (one ``.npy`` of 16 kHz int16 samples per voice,
+model and text)."""
+
+
+def _kept(key: str, make: Callable[[], np.ndarray]) -> np.ndarray:
+    """``make()``, or what it made for ``key`` in an earlier run. Piper samples noise (VITS), so a
+    fresh synthesis of the same text differs a little: kept, every run hears the same recording,
+    and two runs of the evaluation compare request by request (the room noise is repeatable too:
+    :func:`room_noise`). A file that cannot be written or read is made again."""
+    path = VOICED_CACHE / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".npy")
+    with contextlib.suppress(OSError, ValueError):
+        return np.load(path)
+    audio = make()
+    with contextlib.suppress(OSError):
+        VOICED_CACHE.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npy")
+        np.save(tmp, audio)
+        tmp.replace(path)
+    return audio
+
+
 def voices(tts, quick: bool = False) -> list[Voice]:
-    """Piper joe at its own rate and slower; espeak-ng voices (when installed)."""
+    """Piper joe at its own rate and slower (kept across runs: :func:`_kept`); espeak-ng voices
+    (when installed; espeak-ng is deterministic)."""
     from assistant.audio import resample
+
+    model = Path(getattr(tts, "voice_path", "") or "piper").name
 
     def piper(length_scale: float) -> Callable[[str], np.ndarray]:
         def speak(text: str) -> np.ndarray:
+            return _kept(f"piper|{model}|{length_scale}|{text}", lambda: synthesize(text))
+
+        def synthesize(text: str) -> np.ndarray:
             tts._syn.length_scale = length_scale
             try:
                 audio, _ = tts.synthesize_all(text)
@@ -77,8 +108,8 @@ def room_noise(kind: str, seconds: float) -> np.ndarray:
 
     if not shutil.which("sox"):
         raise RuntimeError("the benchmark's room noise is made by sox: install it (apt install sox; scripts/bootstrap --dev does)")
-    with tempfile.NamedTemporaryFile(suffix=".wav") as f:
-        subprocess.run(["sox", "-n", "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", f.name, "synth", f"{seconds:.2f}", f"{kind}noise",
+    with tempfile.NamedTemporaryFile(suffix=".wav") as f:  # -R: repeatable (a fixed seed), the same noise in every run
+        subprocess.run(["sox", "-R", "-n", "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", f.name, "synth", f"{seconds:.2f}", f"{kind}noise",
                         "lowpass", "1500", "vol", "0.5"], check=True, capture_output=True)
         return read_audio(f.name)
 

@@ -73,6 +73,12 @@ _SLIPS = [
     # a request's "un-" heard as "and": "and lock the front door", "and mute" (unlocking still asks
     # to confirm, so a real "and lock …" is caught there)
     (re.compile(r"^(?:and|an) (lock|mute)\b"), r"un\1"),
+    (re.compile(r"^(?:a|i) mute\b"), "unmute"),  # also as "a" or "I" before "mute" ("A mute.", "I mute.": no request)
+    # "lock" heard as "walk" before what only a lock does: "walk all the doors", "walk up everything"
+    (re.compile(r"^walk (?=up\b|(?:.* )?(?:doors?|locks?)$)"), "lock "),
+    # "all" heard as "oil" before a determiner: "turn off oil that lights …", "lock oil their doors"
+    (re.compile(r"\boil (?=(?:the|that|those|their|of|my|our)\b)"), "all "),
+    (re.compile(r"\b(up|down) (?:its|it s|it is|his|is) tears\b"), r"\1stairs"),  # "upstairs" heard as "up its tears"
     (re.compile(r"^(?:and|an|ad|at) (?=.+ (?:to|on) (?:my|the|our) )"), "add "),  # "add X to my tasks" heard as "and X to my tasks"
     (re.compile(r"^(?:but|butt|bud) (?=.+ (?:on|onto) (?:(?:my|the|our) )?\S+(?: list)?$)"), "put "),  # "put X on my chores" heard as "but X on my chores"
     (re.compile(r"^(?:lock it up)$"), "lock up"),
@@ -335,7 +341,7 @@ _CUES: list[tuple[re.Pattern, str]] = [(re.compile(p), c) for p, c in [
 ]]
 
 # words that are not part of a target
-_FILLER = frozenset(("the", "a", "an", "my", "our", "some", "it", "them", "that", "this", "to", "at", "in", "on", "of", "for", "is", "be", "and",
+_FILLER = frozenset(("the", "a", "an", "my", "our", "their", "some", "it", "them", "that", "this", "to", "at", "in", "on", "of", "for", "is", "be", "and",
                      "too", "bit", "little", "please", "again", "all", "way", "so", "just", "mode", "setting", "level", "now", "can", "you",
                      "i", "me", "us", "up", "with", "go", "its", "there", "here", "bit", "tad"))
 _KEEP_WORDS = frozenset(("all", "both", "every", "everything"))

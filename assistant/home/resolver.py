@@ -30,7 +30,7 @@ from typing import Iterable
 from rapidfuzz import fuzz, process
 
 from .model import Area, Entity, Floor, HomeSnapshot
-from .text import normalize, singular
+from .text import normalize, place_phrase, singular
 from .vocabulary import ALL_DEVICES_DOMAINS, KIND_WORDS, Kind, kind_words
 
 __all__ = ["EntityResolver", "FUZZY_NAME", "Resolution", "would_change"]
@@ -44,7 +44,7 @@ by one short word score 85-94 ("living room liam" / "living room lamp" 94, "dibr
 FUZZY_MARGIN = 4.0
 """Two fuzzy candidates closer than this are both offered ("which one?")."""
 
-_LEADING = ("the", "my", "our", "a", "an", "this", "that", "your")
+_LEADING = ("the", "my", "our", "a", "an", "this", "that", "your", "their")
 _ALL = ("all", "every", "each", "both", "any")
 _STOP = frozenset(("the", "a", "an", "my", "our", "in", "on", "of", "at", "to", "for", "please", "all", "both", "every", "each", "any", "one", "ones", "thing"))
 _GENERIC_ROOM = frozenset(("room", "bedroom", "area", "space"))
@@ -326,7 +326,7 @@ class EntityResolver:
         return cands
 
     def _not_found(self, name: str | None, found: _Found | None, res: Resolution, domains, classes) -> Resolution:
-        where = f" in the {res.area.name}" if res.area else (f" on the {res.floor.name}" if res.floor else "")
+        where = place_phrase(res.area.name if res.area else None, res.floor.name if res.floor else None)
         if name and (found is None or found.how != "kind"):
             shown = _strip_leading(normalize(name))
             said = f"the {shown}" if shown else "that device"  # a name that was only "the" ("is the home")

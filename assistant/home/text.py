@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import re
 
-__all__ = ["normalize", "singular", "tokens", "words_in"]
+__all__ = ["normalize", "place_phrase", "singular", "tokens", "words_in"]
 
 _APOSTROPHES = re.compile(r"['’`´]")
 _CONTRACTIONS = [
@@ -108,3 +108,14 @@ def singular(word: str) -> str:
     if word.endswith(("ches", "shes", "sses", "xes", "zes")):
         return word[:-2]
     return word[:-1]
+
+
+def place_phrase(area: str | None = None, floor: str | None = None) -> str:
+    """Where, as said after a noun: " in the kitchen" for an area, " on the ground floor" for a
+    floor, " upstairs" for a floor called "Upstairs" or "Downstairs" (an adverb takes no "on the"),
+    "" for neither. Names keep their case."""
+    if area:
+        return f" in the {area}"
+    if floor:
+        return f" {floor.lower()}" if floor.strip().lower() in ("upstairs", "downstairs") else f" on the {floor}"
+    return ""

@@ -91,6 +91,8 @@ class SpeechSynthesizer:
         from piper.config import PiperConfig  # noqa: PLC0415
 
         voice_path = Path(voice_path)
+        self.voice_path = voice_path
+        """The voice's ``.onnx`` file."""
         config_path = Path(str(voice_path) + ".json")
         if not voice_path.is_file():
             raise ModelError(f"piper voice {voice_path} does not exist", hint="run `assistant models pull piper-en_US-joe-medium`")

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from assistant.errors import NeedsClarification, ToolError
 from assistant.home import Entity, EntityResolver, HomeSnapshot, Resolution
+from assistant.home.text import place_phrase
 from assistant.home.vocabulary import DOMAIN_WORDS, kind_words
 from assistant.toolkit import Risk, Toolbox, tool
 
@@ -98,11 +99,8 @@ def describe_targets(res: Resolution, entities: list[Entity], *, domain=None, de
     kind = kind_words(domain if isinstance(domain, list) else (domains if len(domains) == 1 else None), classes, plural=True)
     if len(domains) > 1 and not domain:
         kind = "devices"
-    if res.area:
-        return f"the {kind} in the {res.area.name.lower()}"
-    if res.floor:
-        floor = res.floor.name.lower()
-        return f"the {kind} {floor}" if floor in ("upstairs", "downstairs") else f"the {kind} on the {floor}"
+    if res.area or res.floor:
+        return f"the {kind}" + place_phrase(res.area.name.lower() if res.area else None, res.floor.name.lower() if res.floor else None)
     if len(entities) <= 3:
         names = [_spoken(e.name) for e in entities]
         return "the " + ", ".join(names[:-1]) + " and the " + names[-1]
@@ -623,7 +621,7 @@ class HomeTools(Toolbox):
             return {"say": f"{e.name} is {spoken_state(e)}.", "temperature": e.state, "entity": e.id}
         if not climate.ok and climate.reason in ("no_area", "no_floor"):
             raise ToolError(climate.message)
-        where = f" in the {area}" if area else (f" on the {floor}" if floor else "")
+        where = place_phrase(area, floor)
         raise ToolError(f"There is no thermometer or thermostat{where}.")
 
     # ------------------------------------------------------------------ media
@@ -822,7 +820,7 @@ class HomeTools(Toolbox):
         """
         found = self._readings(device_class, name, area, floor)
         if not found:
-            where = f" in the {area}" if area else (f" on the {floor}" if floor else "")
+            where = place_phrase(area, floor)
             raise ToolError(f"There is no {device_class.replace('_', ' ')} sensor{where}.")
         listed = "; ".join(f"{e.name} is {spoken_state(e)}" for e in found[:3])
         return {"say": listed + ".", "entities": [{"id": e.id, "state": e.state, "unit": e.attributes.get("unit_of_measurement")} for e in found[:3]]}
