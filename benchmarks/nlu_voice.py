@@ -14,6 +14,13 @@ each turn is answered before more audio is read), and the home's states afterwar
 with the expectation exactly as :mod:`benchmarks.nlu` does for typed requests. Also counted:
 transcripts that contain a device or area name that was not said (what name biasing can do to
 Whisper).
+
+Runs are repeatable: the room noise is seeded (``sox -R``) and Piper's voiced requests are kept
+in ``.cache/voiced`` (Piper samples noise, so a fresh synthesis differs a little), so two runs of
+different code compare request by request. Confirmations for locks and doors are voiced ("yes" is
+in the recording); a question before writing down words Whisper was unsure of ("Add “out milk” to
+the shopping list?", ``tools.confirm_dictation_below``) is answered as the user would — yes when
+the words are what was said — since whether it is asked is only known while the turn runs.
 """
 
 from __future__ import annotations
@@ -184,6 +191,9 @@ class VoicedOutcome(Outcome):
     snr_db: float = 0.0
     transcripts: tuple[str, ...] = ()
     invented: tuple[str, ...] = ()
+    dictation: tuple[tuple[str, float, bool], ...] = ()
+    """Each question before a dictated tool call (``tools.confirm_dictation_below``): its words,
+    Whisper's score of the transcript, and whether the words were what was said (the answer)."""
 
 
 async def evaluate_voiced(cases: list[Case], speech, *, conditions: list[tuple[Voice, str, float]], config_overrides: dict[str, Any] | None = None,
@@ -203,6 +213,15 @@ async def evaluate_voiced(cases: list[Case], speech, *, conditions: list[tuple[V
     current: dict[str, Any] = {}
 
     async def by_voice(request) -> bool:  # confirmations are asked and answered by voice, as in `assistant run`
+        if request.reason == "dictation":  # "Add “out milk” to …?": answered as the user would, yes when the words are what was said
+            from assistant.engine.context import current as turn_context
+
+            words = " ".join(str(request.arguments.get(a) or "") for a in request.tool.dictated).strip()
+            heard = turn_context().heard
+            score = await heard() if heard is not None else 0.0
+            right = _said_right(words, current["case"])
+            current["dictation"].append((words, round(score, 3), right))
+            return right
         return await current["pipe"].ask_yes_no(request.prompt)
 
     for (home, area), group in by_home.items():
@@ -223,6 +242,10 @@ async def evaluate_voiced(cases: list[Case], speech, *, conditions: list[tuple[V
                     pipe = Pipeline(cfg, build_listener(cfg, wake_model), asr=speech.asr, tts=None, responder=runner.controller.router,
                                     sink=None, bus=runner.bus, rescorer=runner.controller.rescorer)
                     current["pipe"] = pipe
+                    current["case"], current["dictation"] = c, []
+                    if pipe.voice is not None:  # the voice channel asks its own questions: a dictation question goes to the "user"
+                        voiced = pipe.voice.channel.confirm_hook
+                        pipe.voice.channel.confirm_hook = lambda r, _v=voiced: by_voice(r) if r.reason == "dictation" else _v(r)
                     await pipe.run(ArraySource(audio, realtime=False))
                     events = runner.events[start:]
                     transcripts = tuple(e.text for e in events if isinstance(e, FinalTranscript))
@@ -249,13 +272,21 @@ async def evaluate_voiced(cases: list[Case], speech, *, conditions: list[tuple[V
                         why = "nothing transcribed"
                     o = VoicedOutcome(c, ok=not why, false_action=false_action, route=routes[-1] if routes else "none", reply="", why=why, ms=0.0,
                                       changed=changed, voice=voice.name, snr_db=snr, transcripts=transcripts,
-                                      invented=tuple(invented_names(list(transcripts), said, names)))
+                                      invented=tuple(invented_names(list(transcripts), said, names)), dictation=tuple(current["dictation"]))
                     out.append(o)
                     if progress:
                         progress(o)
         finally:
             await runner.close()
     return out
+
+
+def _said_right(words: str, case: Case) -> bool:
+    """Whether dictated ``words`` are an item the case expects added (what the user said)."""
+    from assistant.home.text import normalize
+
+    items = [i for spec in (case.expect or {}).values() if isinstance(spec, dict) for i in spec.get("items_add", [])]
+    return any(normalize(words) == normalize(str(i)) for i in items)
 
 
 def summarize_voiced(outcomes: list[VoicedOutcome]) -> dict[str, Any]:
@@ -270,6 +301,9 @@ def summarize_voiced(outcomes: list[VoicedOutcome]) -> dict[str, Any]:
         "false_actions": sum(o.false_action for o in outcomes),
         "false_action_rate": round(sum(o.false_action for o in outcomes) / n, 3) if n else 0.0,
         "transcripts_with_invented_names": sum(1 for o in outcomes if o.invented),
+        "dictation_questions": {"asked": sum(len(o.dictation) for o in outcomes),
+                                "words_right": sum(right for o in outcomes for _w, _s, right in o.dictation),
+                                "each": [[o.case.id, o.voice, w, s, right] for o in outcomes for w, s, right in o.dictation]},
         "by_condition": {k: {"n": len(v), "ok": sum(x.ok for x in v), "accuracy": round(sum(x.ok for x in v) / len(v), 3)} for k, v in sorted(by_voice.items())},
         "failures": [{"id": o.case.id, "say": o.case.say, "voice": o.voice, "snr_db": o.snr_db, "heard": list(o.transcripts), "why": o.why,
                       "invented": list(o.invented)} for o in outcomes if not o.ok],

@@ -402,3 +402,24 @@ def test_pipeline_speaks_replies_sentence_by_sentence(config, tmp_path):
     assert reply == "First sentence here. Second sentence."
     assert order.index("audio") < order.index("responder done")
     assert re.search(r"audio", " ".join(order[order.index("responder done") :]))
+
+
+def test_how_sure_whisper_is_of_a_transcript(asr, config):
+    """``Recognizer.heard``: Whisper's mean log-probability per token of the final words given the
+    utterance (what ``tools.confirm_dictation_below`` compares): a clear request's own transcript
+    scores near 0 and well above the same audio read as other words; scored once, when awaited."""
+    from assistant.engine.recognizer import Recognizer
+
+    rec = Recognizer(asr, config.asr, EventBus(), ["hey jarvis"])
+    audio = espeak("add oat milk to the shopping list", "en-us")
+    result = asr.transcribe(audio)
+    text = rec.text_of(result)
+
+    async def go() -> tuple[float, float, float]:
+        own = rec.heard(audio, text, result)
+        other = rec.heard(audio, "add more the long to chores", result)
+        return await own(), await own(), await other()
+
+    own, again, other = asyncio.run(go())
+    assert own == again and -0.6 < own < 0.0, (text, own)
+    assert other < own - 0.5, (own, other)

@@ -471,3 +471,48 @@ def test_assistant_run_asks_which_one_and_the_spoken_answer_completes_it(config,
     heard = [(e["type"], e.get("text") or e.get("reason") or e.get("state") or "") for e in evs if e["type"] not in ("audio_level",)]
     assert _state(config, tmp_path, "light.floor_lamp") == "on", heard
     assert _state(config, tmp_path, "light.reading_lamp") == "off"
+
+
+def test_a_dictated_item_whisper_was_unsure_of_is_asked_about_first():
+    """A list item is written down as said: when the request was spoken and Whisper scored its
+    transcript below ``tools.confirm_dictation_below``, the assistant asks "Add “…” to …?" first
+    (a "no" adds nothing); words heard with confidence, and typed requests, are added at once.
+    Other tools (no dictated argument) never ask for this."""
+    from benchmarks.nlu import HomeRunner
+
+    from assistant.engine.context import TurnContext, use
+
+    asked: list[tuple[str, str]] = []
+
+    async def user(request) -> bool:
+        asked.append((request.reason, request.prompt))
+        return False
+
+    def spoken(score: float) -> TurnContext:
+        async def heard() -> float:
+            return score
+        return TurnContext(heard=heard)
+
+    async def go():
+        runner = HomeRunner("family_house.yaml", "Living Room", confirm=user)
+        await runner.start()
+        try:
+            items = lambda: [i["summary"] for i in runner.states()["todo.chores"].attributes.get("items") or []]  # noqa: E731
+            runner.reset({})
+            with use(spoken(-0.9)):
+                reply, _ = await runner.say("add more the long to chores")
+            assert asked == [("dictation", "Add “more the long” to the chores list?")], asked
+            assert "more the long" not in items() and "won't" in reply
+            with use(spoken(-0.2)):
+                await runner.say("add mow the lawn to chores")
+            assert "mow the lawn" in items() and len(asked) == 1
+            await runner.say("add fix the fence to chores")  # typed: nothing to be unsure of
+            assert "fix the fence" in items() and len(asked) == 1
+            runner.reset({})
+            with use(spoken(-0.9)):
+                await runner.say("turn on the living room lamp")
+            assert runner.home.calls == [("light.living_room_lamp", "turn_on", {})] and len(asked) == 1
+        finally:
+            await runner.close()
+
+    asyncio.run(go())

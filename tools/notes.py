@@ -80,7 +80,7 @@ class Notes(Toolbox):
         "(remember|don't forget) that {text}",
         "remember to {text}",
         "add [a] note [that|saying] {text}",
-    ])
+    ], dictated=["text"])
     def note_add(self, text: str) -> dict:
         """Write down a note.
 
@@ -151,7 +151,13 @@ class Notes(Toolbox):
         hit = process.extractOne(normalize(item), {i: normalize(i) for i in items}, scorer=fuzz.token_set_ratio, score_cutoff=ITEM_MATCH)
         return hit[2] if hit else None
 
-    @tool(risk=Risk.HOME)
+    def add_prompt(self, item: str, list_name: str | None = None) -> str:
+        """The question before adding an item Whisper was unsure of: "Add “oat milk” to the shopping list?"."""
+        home = self._home_list(list_name)
+        where = _spoken_list(home[1].name) if home is not None else f"your {_list_name(list_name)}"
+        return f"Add “{item.strip()}” to {where}?"
+
+    @tool(risk=Risk.HOME, dictated=["item"], confirm_prompt="add_prompt")
     async def list_add(self, item: str, list_name: str | None = None) -> dict:
         """Add an item to a list: the shopping list unless another is named (a to-do list, "chores").
 

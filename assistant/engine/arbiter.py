@@ -57,6 +57,8 @@ class Request:
             a new one.
         t_ref: ``time.perf_counter()`` the turn's ``first_audio`` timing is measured from.
         say: Not a request but something to say (an announcement): said as it is, no router.
+        heard: How sure the recogniser is of a spoken request's words (see
+            :attr:`~assistant.engine.context.TurnContext.heard`).
     """
 
     text: str
@@ -67,6 +69,7 @@ class Request:
     turn: int | None = None
     t_ref: float = field(default_factory=time.perf_counter)
     say: str | None = None
+    heard: Callable[[], Awaitable[float]] | None = None
 
 
 class Channel(Protocol):
@@ -172,7 +175,8 @@ class TurnArbiter:
                 self.bus.emit(FinalTranscript(text=request.text, source=request.source, turn=turn))
             assert self.responder is not None
             pieces = None
-        ctx = TurnContext(origin=request.origin, area=request.area, confirm=getattr(request.channel, "confirm_hook", None), turn=turn)
+        ctx = TurnContext(origin=request.origin, area=request.area, confirm=getattr(request.channel, "confirm_hook", None), turn=turn,
+                          heard=request.heard)
         try:
             with use(ctx):
                 if pieces is None:

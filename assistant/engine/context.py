@@ -30,12 +30,17 @@ class TurnContext:
         area: The area of the origin (a satellite's room), or None for the configured ``home.area``.
         confirm: Asks the origin's user a yes/no question (None: the router's default hook).
         turn: The turn id.
+        heard: For a spoken request: how sure the recogniser is of its words, Whisper's mean
+            log-probability per token of the transcript given the utterance's audio (natural log;
+            0 is certain, about -0.1 to -0.3 for clearly heard words), computed when first awaited
+            (~20–50 ms, the encoding is reused). None: typed, or not known.
     """
 
     origin: str = LOCAL
     area: str | None = None
     confirm: Callable[..., Awaitable[bool]] | None = None
     turn: int = 0
+    heard: Callable[[], Awaitable[float]] | None = None
 
 
 _CURRENT: contextvars.ContextVar[TurnContext] = contextvars.ContextVar("assistant_turn", default=TurnContext())

@@ -26,7 +26,7 @@ import dataclasses
 import logging
 import re
 import time
-from typing import TYPE_CHECKING, Protocol, Sequence
+from typing import TYPE_CHECKING, Awaitable, Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -322,6 +322,22 @@ class Recognizer:
         self.bus.emit(StageTiming(stage="asr_full_window", ms=round((time.perf_counter() - t0) * 1000.0, 2), turn=turn,
                                   detail=f"{how}: {first!r} not understood -> {self.text_of(again)!r}"))
         return again
+
+    def heard(self, audio: np.ndarray, text: str, result: AsrResult) -> Callable[[], Awaitable[float]]:
+        """How sure Whisper is of ``text`` (the final transcript of ``audio``, 16 kHz mono int16):
+        an awaitable that scores it once, when first awaited (:meth:`SpeechRecognizer.score`: the
+        mean log-probability per token, natural log, given the audio; the encoding is reused), for
+        :attr:`~assistant.engine.context.TurnContext.heard`. The raw transcript (with the wake
+        phrase, if Whisper wrote it) is scored when it is the same words, as it is what the audio says."""
+        said = result.text if result.text and strip_wake_phrase(result.text, self.wake_phrases) == text else text
+        memo: list[float] = []
+
+        async def score() -> float:
+            if not memo:
+                memo.append((await asyncio.to_thread(self.asr.score, audio, [said]))[0])
+            return memo[0]
+
+        return score
 
     async def transcribe(self, audio: np.ndarray) -> str:
         """A short answer (to a question the assistant asked), wake phrase stripped."""

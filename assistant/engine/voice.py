@@ -414,7 +414,7 @@ class VoiceLoop:
                 return
             self.set_state(AssistantState.THINKING, turn.id)
             reply = await self.arbiter.submit(Request(text=text, channel=self.channel, origin=self.origin, area=self.area, source="voice",
-                                                      turn=turn.id, t_ref=t_end))
+                                                      turn=turn.id, t_ref=t_end, heard=self.recognizer.heard(utt.audio, text, raw)))
             end_reply = getattr(self.speaker.sink, "end_reply", None)
             if end_reply is not None:
                 await end_reply()

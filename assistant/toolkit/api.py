@@ -47,6 +47,7 @@ class ToolSpec:
     timeout_s: float | None = None
     escalate: Callable[..., Risk | Awaitable[Risk]] | str | None = None
     confirm_prompt: str | None = None
+    dictated: tuple[str, ...] = ()
 
 
 def tool(
@@ -58,6 +59,7 @@ def tool(
     timeout_s: float | None = None,
     escalate: Callable[..., Risk | Awaitable[Risk]] | str | None = None,
     confirm_prompt: str | None = None,
+    dictated: list[str] | tuple[str, ...] = (),
 ):
     """Mark a function (or a :class:`Toolbox` method) as a tool.
 
@@ -72,10 +74,15 @@ def tool(
             Toolbox method, the name of another method of the toolbox.
         confirm_prompt: Question asked before a risky call; ``{arg}`` placeholders are filled in.
             For a Toolbox method, it may name another method that returns the question.
+        dictated: Parameters whose value is the user's own words, taken as said (a list item, a
+            note): when the request was spoken and the recogniser was unsure of its words
+            (``tools.confirm_dictation_below``), the call asks "Add “…”?"-style first, so a
+            misheard item is not written down (:meth:`ToolRegistry.call`).
 
     Usable bare (``@tool``) or with options (``@tool(risk=Risk.HOME)``).
     """
-    spec = ToolSpec(name=name, risk=Risk(risk), templates=tuple(templates), timeout_s=timeout_s, escalate=escalate, confirm_prompt=confirm_prompt)
+    spec = ToolSpec(name=name, risk=Risk(risk), templates=tuple(templates), timeout_s=timeout_s, escalate=escalate, confirm_prompt=confirm_prompt,
+                    dictated=tuple(dictated))
 
     def mark(f: Callable) -> Callable:
         f.__jarvis_tool__ = spec  # type: ignore[attr-defined]
@@ -133,6 +140,8 @@ class Tool:
     read-only, or says it is destructive); ``tools.never_confirm_tools`` still wins."""
     omit_unset: bool = False
     """Pass only the arguments the caller gave (an MCP server's schema may forbid nulls)."""
+    dictated: tuple[str, ...] = ()
+    """Parameters taken word for word from what the user said (see :func:`tool`)."""
 
     def validate(self, arguments: dict[str, Any]) -> dict[str, Any]:
         """Check and coerce arguments against the schema.
@@ -214,7 +223,7 @@ def tool_from_function(func: Callable, *, plugin: str = "", spec: ToolSpec | Non
         name=name, description=description, parameters=schema, risk=spec.risk, func=func,
         is_async=inspect.iscoroutinefunction(func), args_model=model, templates=spec.templates,
         timeout_s=spec.timeout_s, escalate=escalate, confirm_prompt=confirm_prompt,
-        plugin=plugin, param_docs=param_docs,
+        plugin=plugin, param_docs=param_docs, dictated=tuple(d for d in spec.dictated if d in fields),
     )
 
 
