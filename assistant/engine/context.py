@@ -33,7 +33,8 @@ class TurnContext:
         heard: For a spoken request: how sure the recogniser is of its words, Whisper's mean
             log-probability per token of the transcript given the utterance's audio (natural log;
             0 is certain, about -0.1 to -0.3 for clearly heard words), computed when first awaited
-            (~20–50 ms, the encoding is reused). None: typed, or not known.
+            (9 ms median with the utterance's encoding reused, 42 ms with it
+            made afresh: Whisper tiny.en, 5 espeak-ng requests, 2 cores). None: typed, or not known.
     """
 
     origin: str = LOCAL
