@@ -57,7 +57,11 @@ class LevelMeter(Horizontal):
         yield ProgressBar(total=60, show_eta=False, show_percentage=False, id="level-bar")
 
     def set_level(self, dbfs: float) -> None:
-        self.query_one(ProgressBar).update(progress=max(0.0, min(60.0, dbfs + 60.0)))
+        """Show a level in dBFS (clamped to -60…0). Does nothing once the bar is gone (the app closing)."""
+        bars = self.query(ProgressBar)
+        if not bars:
+            return
+        bars.first().update(progress=max(0.0, min(60.0, dbfs + 60.0)))
 
 
 class ConversationLog(RichLog):
