@@ -86,7 +86,7 @@ def test_two_turns_from_a_recording(config, tmp_path, asr):
         elif e["type"] == "stage_timing":
             t["timings"][e["stage"]] = e["ms"]
     spoken = [t for t in turns.values() if t["replies"]]
-    assert len(spoken) == 2, turns
+    assert len(spoken) == 2, (turns, [e for e in events if e["type"] in ("error", "turn_finished", "wake_rejected")], r.stderr[-3000:])
     first, second = spoken
     assert first["transcripts"] == ["turn on the living room lamp"]
     assert first["routes"] == ["fast_path"] and first["replies"] == ["Turned on the living room lamp."]
