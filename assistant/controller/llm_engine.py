@@ -20,6 +20,7 @@ import concurrent.futures
 import json
 import logging
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from typing import Any, AsyncIterator
 from ..config import LlmConfig
 from ..errors import ModelError, require
 
-__all__ = ["CompletionStats", "LlmEngine", "decode_threads", "load_llm"]
+__all__ = ["CompletionStats", "JumpPlan", "LlmEngine", "decode_threads", "jump_plan", "load_llm"]
 
 
 LOAD_LOCK = threading.Lock()
@@ -78,6 +79,83 @@ class _Generation:
     speculative: bool = False
 
 
+ACTION_OPENING = '{"tool": "'
+"""What every tool call starts with, written into the prompt rather than generated (the form the
+few-shot examples show, ``json.dumps``' separators)."""
+NAME_MAX_TOKENS = 16
+"""Tokens allowed for a tool's name and its closing quote."""
+_JSON_CHAR = r'char ::= [^"\\\x00-\x1f] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})'
+
+
+@dataclass(frozen=True)
+class _Step:
+    written: str
+    """Text after the tool's name that no choice of the model's could change."""
+    grammar: str | None
+    """GBNF for the rest of the call (None: ``written`` ends it)."""
+
+
+@dataclass(frozen=True)
+class JumpPlan:
+    """How a tool call is generated with its fixed JSON written in (:func:`jump_plan`)."""
+
+    name_grammar: str
+    steps: dict[str, _Step]
+
+
+def _literal(text: str) -> str:
+    return json.dumps(text)  # a GBNF string literal escapes like a JSON one
+
+
+def jump_plan(schema: dict[str, Any]) -> JumpPlan | None:
+    """Jump-forward decoding for a tool-call schema: ``{"oneOf": [{"properties": {"tool": {"const":
+    name}, "arguments": {...}}}, ...]}`` (:func:`~assistant.controller.local_llm.action_schema`), or
+    None for any other schema.
+
+    A grammar-constrained model spends a decoding step on every token of the JSON even where the
+    grammar leaves one choice. Here those tokens are written into the prompt instead, and batched
+    into the next prompt evaluation: ``{"tool": "`` before the name; after it, ``", "arguments": ``
+    and, when the arguments are one string (``answer``'s text, ``cannot_help``'s reason),
+    ``{"text": "`` too, so the first word of a spoken answer is the next token generated. The idea of
+    SGLang's compressed finite-state machine (Zheng et al. 2024, "SGLang: Efficient Execution of
+    Structured Language Model Programs") and of llguidance's forced tokens. The output is the same
+    JSON the one-grammar generation would make, with the separators of ``json.dumps``.
+    Measured with SmolLM2-135M on this project's 2-core machine: see ``docs/turn-taking.md``."""
+    options = schema.get("oneOf")
+    if not isinstance(options, list) or not options:
+        return None
+    steps: dict[str, _Step] = {}
+    for option in options:
+        props = option.get("properties") if isinstance(option, dict) else None
+        if not isinstance(props, dict) or list(props) != ["tool", "arguments"] or "const" not in props["tool"]:
+            return None
+        name, args = props["tool"]["const"], props["arguments"]
+        if not isinstance(name, str) or not isinstance(args, dict):
+            return None
+        steps[name] = _arguments_step(args)
+    alternatives = " | ".join(_literal(n) for n in steps)
+    return JumpPlan(name_grammar=f'root ::= ({alternatives}) "\\""', steps=steps)
+
+
+def _arguments_step(args: dict[str, Any]) -> _Step:
+    from llama_cpp.llama_grammar import json_schema_to_gbnf  # noqa: PLC0415
+
+    head = '", "arguments": '
+    props = args.get("properties") or {}
+    closed = args.get("additionalProperties") is False
+    if args.get("type") == "object" and closed and not props:
+        return _Step(head + "{}}", None)
+    if args.get("type") == "object" and closed and len(props) == 1:
+        (key, prop), = props.items()
+        if key in (args.get("required") or ()) and prop.get("type") == "string" and not ({"enum", "const", "pattern", "format"} & set(prop)):
+            n = prop.get("maxLength")
+            body = f"char{{0,{int(n)}}}" if isinstance(n, int) else "char*"
+            return _Step(head + "{" + json.dumps(key) + ': "', f'root ::= {body} "\\"}}}}"\n{_JSON_CHAR}')
+    gbnf = json_schema_to_gbnf(json.dumps(args))
+    gbnf = re.sub(r"(?<![\w-])root(?![\w-])", "arguments-root", gbnf)
+    return _Step(head, f'root ::= arguments-root "}}"\n{gbnf}')
+
+
 def decode_threads(config: LlmConfig) -> int:
     """Threads for token generation: ``llm.threads``, or when 0 half the cores (at least one).
 
@@ -105,7 +183,7 @@ class LlmEngine:
         MissingDependencyError: llama-cpp-python is not installed.
     """
 
-    def __init__(self, path: Path, config: LlmConfig) -> None:
+    def __init__(self, path: Path, config: LlmConfig, *, jump_forward: bool = True) -> None:
         llama_cpp = require("llama_cpp", "llm", "the local LLM")
         path = Path(path)
         if not path.is_file():
@@ -140,6 +218,8 @@ class LlmEngine:
         self._grammar_cls = llama_cpp.LlamaGrammar
         self._lock = threading.Lock()
         self._speculation: _Generation | None = None
+        self.jump_forward = jump_forward
+        """Write a tool call's fixed JSON instead of generating it (:func:`jump_plan`)."""
 
     def close(self) -> None:
         self.cancel_speculation()
@@ -177,34 +257,68 @@ class LlmEngine:
             n += 1
         return n
 
-    def _generate(self, prompt: str, grammar: Any, max_tokens: int, on_text, stop: threading.Event) -> CompletionStats:
+    def _generate(self, prompt: str, schema: dict[str, Any] | None, max_tokens: int, on_text, stop: threading.Event) -> CompletionStats:
         with self._lock:
-            tokens = self.llm.tokenize(prompt.encode(), add_bos=False, special=True)
-            stats = CompletionStats(prompt_tokens=len(tokens), cached_tokens=self._cached_prefix(tokens))
-            t0 = time.perf_counter()
-            cfg = self.config
-            for chunk in self.llm.create_completion(
-                tokens, max_tokens=max_tokens, temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
-                grammar=grammar, stream=True, seed=cfg.seed, repeat_penalty=1.15,
-            ):
-                if stats.completion_tokens == 0:
-                    stats.first_token_ms = (time.perf_counter() - t0) * 1000.0
-                stats.completion_tokens += 1
-                on_text(chunk["choices"][0]["text"])
-                if stop.is_set():
-                    break
+            plan = jump_plan(schema) if self.jump_forward and schema is not None else None
+            if plan is None:
+                return self._complete(prompt, self.grammar(schema) if schema is not None else None, max_tokens, on_text, stop, CompletionStats())
+            # a tool call: the JSON around the choices is written, not generated (jump-forward decoding)
+            stats = CompletionStats()
+            on_text(ACTION_OPENING)
+            names: list[str] = []
+            self._complete(prompt + ACTION_OPENING, self._gbnf(plan.name_grammar), NAME_MAX_TOKENS, names.append, stop, stats)
+            name = "".join(names).removesuffix('"')
+            step = plan.steps.get(name)
+            if step is None or stop.is_set():  # stopped, or out of tokens mid-name: the caller sees invalid JSON, as it would have
+                return stats
+            t0 = time.perf_counter() - stats.total_ms / 1000.0
+            on_text(name + step.written)
+            if step.grammar is not None:
+                left = max(1, max_tokens - stats.completion_tokens)
+                self._complete(prompt + ACTION_OPENING + name + step.written, self._gbnf(step.grammar), left, on_text, stop, stats)
             stats.total_ms = (time.perf_counter() - t0) * 1000.0
             return stats
+
+    def _complete(self, prompt: str, grammar: Any, max_tokens: int, on_text, stop: threading.Event, stats: CompletionStats) -> CompletionStats:
+        """Generate after ``prompt`` (one llama.cpp completion, reusing the cached token prefix),
+        adding to ``stats``: the first call sets the prompt's counts and the time to first token."""
+        tokens = self.llm.tokenize(prompt.encode(), add_bos=False, special=True)
+        first = stats.prompt_tokens == 0
+        if first:
+            stats.prompt_tokens, stats.cached_tokens = len(tokens), self._cached_prefix(tokens)
+        t0 = time.perf_counter() - stats.total_ms / 1000.0
+        cfg = self.config
+        for chunk in self.llm.create_completion(
+            tokens, max_tokens=max_tokens, temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
+            grammar=grammar, stream=True, seed=cfg.seed, repeat_penalty=1.15,
+        ):
+            if stats.completion_tokens == 0:
+                stats.first_token_ms = (time.perf_counter() - t0) * 1000.0
+            stats.completion_tokens += 1
+            on_text(chunk["choices"][0]["text"])
+            if stop.is_set():
+                break
+        stats.total_ms = (time.perf_counter() - t0) * 1000.0
+        return stats
+
+    def _gbnf(self, text: str):
+        """A llama.cpp grammar from GBNF text (cached)."""
+        g = self._grammars.get(text)
+        if g is None:
+            g = self._grammar_cls.from_string(text, verbose=False)
+            if len(self._grammars) > 64:
+                self._grammars.clear()
+            self._grammars[text] = g
+        return g
 
     def _start(self, prompt: str, schema: dict[str, Any] | None, max_tokens: int | None) -> "_Generation":
         """Queue a generation on the worker thread; its pieces, then its stats (or its error), go to a queue."""
         loop = asyncio.get_running_loop()
         gen = _Generation(key=(prompt, json.dumps(schema, sort_keys=True), max_tokens or self.config.max_tokens))
-        grammar = self.grammar(schema) if schema is not None else None
 
         def run() -> None:
             try:
-                stats = self._generate(prompt, grammar, max_tokens or self.config.max_tokens,
+                stats = self._generate(prompt, schema, max_tokens or self.config.max_tokens,
                                        lambda t: loop.call_soon_threadsafe(gen.queue.put_nowait, t), gen.stop)
                 loop.call_soon_threadsafe(gen.queue.put_nowait, stats)
             except BaseException as exc:  # noqa: BLE001 - handed to the consumer
