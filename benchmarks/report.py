@@ -87,6 +87,11 @@ def table(r: dict[str, Any]) -> str:
         rows.append((f"local LLM ({l['model']}) tool choice", f"{l['right_tool']}/{l['requests']} = {l['tool_choice_accuracy']:.0%}" if l["requests"] else "-"))
         rows.append(("local LLM time to first token", f"cached p50 {_g(l, 'ttft_cached_ms', 'p50')} ms vs cold p50 {_g(l, 'ttft_cold_ms', 'p50')} ms ({l['prefix_tokens']}-token prefix)"))
         rows.append(("local LLM generation", f"{_g(l, 'tokens_per_s', 'p50')} tokens/s"))
+        j = l.get("jump_forward")
+        if j and j.get("answered_both_ways"):
+            rows.append(("local LLM: generation start → first word of the answer", f"one grammar p50 {j['one_grammar_ms_p50']} ms, jump-forward {j['jump_forward_ms_p50']} ms "
+                         f"(paired saving p50 {j['saved_ms_p50']} ms; {j['answered_both_ways']} of {j['questions']} questions answered both ways, "
+                         f"{j['rounds']} rounds; same tool {j['same_tool']}/{j['questions']})"))
     n = r.get("nlu", {})
     for key, label in (("typed_dev_llm_off", "natural requests, typed, dev set, LLM off"), ("typed_heldout_llm_off", "natural requests, typed, held-aside, LLM off"),
                        ("typed_heldout_llm_on", "natural requests, typed, held-aside, SmolLM2 on")):

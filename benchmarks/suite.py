@@ -307,6 +307,58 @@ def bench_asr(ctx: Context) -> None:
                           "model": ctx.config.asr.model, "threads": ctx.config.asr.threads, "window": bench_window(ctx)}
 
 
+def bench_jump_forward(local, registry, questions: int, rounds: int) -> dict[str, Any]:
+    """The local LLM's time from the start of generation to the first character of an answer's
+    (or a refusal's) text, with the tool call's fixed JSON generated token by token under one
+    grammar vs written in (jump-forward decoding, ``llm_engine.jump_plan``). Each of the turn
+    benchmark's questions is asked ``rounds`` times each way, alternating; the figure is the p50 of
+    the per-question medians over the questions answered both ways, and their paired difference."""
+    from assistant.controller.local_llm import action_schema
+
+    from .turn_taking import LOCAL_LLM
+
+    engine = local.engine
+    tools = sorted(registry.tools.values(), key=lambda t: t.name)
+    schema = action_schema(tools, local._choices(), after_tool=False)
+    first: dict[bool, dict[str, list[float]]] = {True: {}, False: {}}
+    picks: dict[bool, list[str]] = {True: [], False: []}
+
+    async def one(question: str) -> tuple[float | None, str]:
+        prompt = engine.render([*local.prefix_messages(), {"role": "user", "content": question}])
+        raw, t0, at = "", time.perf_counter(), None
+        async for piece in engine.stream(prompt, schema=schema):
+            if not isinstance(piece, str):
+                continue
+            raw += piece
+            if at is None and any(k in raw and not raw.endswith(k) for k in ('"text": "', '"reason": "')):
+                at = (time.perf_counter() - t0) * 1000.0
+        return at, raw.split('"tool": "', 1)[-1].split('"', 1)[0]
+
+    saved = engine.jump_forward
+    try:
+        for r in range(rounds):
+            for jump in (False, True):
+                engine.jump_forward = jump
+                for q in LOCAL_LLM[:questions]:
+                    at, tool = asyncio.run(one(q))
+                    if r == 0:
+                        picks[jump].append(tool)
+                    if at is not None:
+                        first[jump].setdefault(q, []).append(at)
+    finally:
+        engine.jump_forward = saved
+    both = [q for q in LOCAL_LLM[:questions] if q in first[True] and q in first[False]]
+    whole = [statistics.median(first[False][q]) for q in both]
+    jumped = [statistics.median(first[True][q]) for q in both]
+    return {
+        "questions": questions, "rounds": rounds, "answered_both_ways": len(both),
+        "one_grammar_ms_p50": round(statistics.median(whole), 1) if both else None,
+        "jump_forward_ms_p50": round(statistics.median(jumped), 1) if both else None,
+        "saved_ms_p50": round(statistics.median([a - b for a, b in zip(whole, jumped)]), 1) if both else None,
+        "same_tool": sum(a == b for a, b in zip(picks[True], picks[False])),
+    }
+
+
 def bench_routing(ctx: Context) -> None:
     """Fast-path accuracy and match time on Home Assistant's intent tests; LLM tool choice, TTFT, tok/s."""
     import yaml
@@ -376,10 +428,12 @@ def bench_routing(ctx: Context) -> None:
             ttft_cold.append(first)
     local.engine.warm(local.engine.render(local.prefix_messages(), generation_prompt=False))
     unsub()
+    jump = bench_jump_forward(local, ctx.controller.registry, 5 if ctx.quick else 20, 1 if ctx.quick else 3)
     out["local_llm"] = {
         "model": ctx.config.llm.model, "requests": len(cases), "right_tool": right, "tool_choice_accuracy": round(right / len(cases), 3) if cases else None,
         "ttft_cached_ms": stats(ttft_cached), "ttft_cold_ms": stats(ttft_cold), "tokens_per_s": stats(tps),
         "prefix_tokens": local.engine.count_tokens(local.engine.render(local.prefix_messages(), generation_prompt=False)),
+        "jump_forward": jump,
     }
     ctx.results["routing"] = out
 
