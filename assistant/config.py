@@ -314,6 +314,10 @@ class TtsConfig(_Section):
     volume: float = Field(default=1.0, gt=0.0, le=4.0)
     sentence_pause_ms: int = Field(default=150, ge=0, le=2000)
     """Silence between sentences of a reply."""
+    first_clause_words: int = Field(default=3, ge=0, le=50)
+    """A streamed reply (the LLM's) starts speaking at its first comma, semicolon or colon that
+    follows at least this many words, when no sentence has ended yet (:class:`~assistant.speech.tts.SentenceSplitter`);
+    0: whole sentences only."""
     cache_s: float = Field(default=120.0, ge=0.0, le=3600.0)
     """Seconds of synthesised audio kept for replies said again ("Turned on the kitchen light."),
     least recently used dropped first (120 s of a 22.05 kHz voice: 5.3 MB). A reply in the cache

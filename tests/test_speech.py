@@ -271,6 +271,22 @@ def test_sentence_splitter_streams():
     assert s.flush() == ["Next"]
 
 
+def test_a_streamed_reply_starts_at_its_first_clause():
+    """While the first sentence is still being generated, a clause of 3+ words ending in a comma goes
+    out on its own; a short one ("Yes,") or text that holds its sentence end already does not, and
+    after the first chunk only whole sentences come out."""
+    s = SentenceSplitter(first_clause_words=3)
+    assert s.feed("Yes, the largest") == []
+    assert s.feed(" planet is Jupiter, which") == ["Yes, the largest planet is Jupiter,"]
+    assert s.feed(" is big, and far away. It") == ["which is big, and far away."]
+    assert s.flush() == ["It"]
+    whole = SentenceSplitter(first_clause_words=3)
+    assert whole.feed("Turned on the lamp, the fan and the heater.") == []  # a template reply: said as one sentence
+    assert whole.flush() == ["Turned on the lamp, the fan and the heater."]
+    off = SentenceSplitter()
+    assert off.feed("The largest planet is Jupiter, which") == []
+
+
 def test_tts_speaks_each_sentence_with_plausible_duration(tts):
     text = "The living room lamp is on. The kitchen is at twenty one degrees. Your timer has five minutes left."
     chunks = list(tts.synthesize(text))

@@ -115,7 +115,7 @@ class Speaker:
 
     async def _speak(self, pieces: AsyncIterator[str], turn: int, t_ref: float, voice: bool, said: list[str]) -> None:
         queue: asyncio.Queue[str | None] = asyncio.Queue()
-        splitter = SentenceSplitter()
+        splitter = SentenceSplitter(self.config.first_clause_words)
         first = {"done": False}
 
         async def produce() -> None:

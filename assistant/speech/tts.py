@@ -32,20 +32,45 @@ _ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "vs", "etc", "e.g", "i.e", "app
 _BOUNDARY = re.compile(r"([.!?…]+[\"')\]]*)(\s+)|(\n+)")
 
 
+_CLAUSE = re.compile(r"[,;:]\s")
+
+
 class SentenceSplitter:
     """Streaming sentence segmentation for reply text.
 
     Feed text pieces as they are generated; complete sentences come out as soon as the space after
     their final punctuation arrives. Decimal numbers ("3.5"), and common abbreviations ("Dr.") do
     not end a sentence.
+
+    The reply's first words can go out sooner: while no sentence has come out yet and the text so
+    far holds no sentence end, a clause of at least ``first_clause_words`` words ending in a comma,
+    semicolon or colon comes out on its own ("The largest planet is Jupiter," while the model is
+    still generating "which is …"), so speech starts while the rest of the first sentence is being
+    generated — the first-clause chunking of streaming voice agents. Text that arrives whole (a
+    template reply) holds its sentence end already and is split only into sentences. 0 = off.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, first_clause_words: int = 0) -> None:
         self._buf = ""
+        self._first_clause_words = first_clause_words
+        self._started = False
 
     def feed(self, piece: str) -> list[str]:
-        """Add text; return the sentences it completed."""
+        """Add text; return the sentences (or first clause) it completed."""
         self._buf += piece
+        out = self._sentences()
+        if out:
+            self._started = True
+        elif not self._started and self._first_clause_words and not re.search(r"[.!?…\n]", self._buf):
+            for m in _CLAUSE.finditer(self._buf):
+                clause = self._buf[: m.start() + 1].strip()
+                if len(clause.split()) >= self._first_clause_words:
+                    self._buf = self._buf[m.end() :]
+                    self._started = True
+                    return [clause]
+        return out
+
+    def _sentences(self) -> list[str]:
         out: list[str] = []
         start = 0
         for m in _BOUNDARY.finditer(self._buf):
