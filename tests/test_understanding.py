@@ -286,8 +286,8 @@ def test_recogniser_slips_of_a_commands_verb_are_understood():
 def test_recogniser_slips_of_lock_all_and_upstairs_are_understood():
     """More of Whisper's slips on the development set's espeak-ng and Piper requests: "lock" as
     "walk" before what only a lock does, "all" as "oil", "upstairs" as "up its tears", "unmute" as
-    "A mute."/"I mute.", "the" as "their". "walk the dog" stays no request; a floor called
-    "Upstairs" is said without "on the"."""
+    "A mute."/"I mute.", "the" as "their", "to" for the 2 inside "Bedroom 2 Ceiling Light". "walk
+    the dog" stays no request; a floor called "Upstairs" is said without "on the"."""
     from benchmarks.nlu import HomeRunner
 
     async def go():
@@ -309,6 +309,13 @@ def test_recogniser_slips_of_lock_all_and_upstairs_are_understood():
             assert states["light.bedroom_lamp"].state == "off" and states["light.bedroom_2_ceiling"].state == "off", reply
             assert {service for _eid, service, _data in runner.home.calls} == {"turn_off"}
             assert not {eid for eid, _s, _d in runner.home.calls} & {"light.hall", "light.living_room_spots", "light.kitchen_ceiling"}  # downstairs
+            for heard in ("Bedroom to ceiling light on.", "turn on the bedroom too ceiling light"):  # "Bedroom 2 …": a digit inside a name
+                runner.reset({"light.bedroom_2_ceiling": "off"})
+                reply, _ = await runner.say(heard)
+                assert runner.home.calls == [("light.bedroom_2_ceiling", "turn_on", {})], (heard, reply)
+            runner.reset({"light.bedroom_lamp": "on"})
+            reply, _ = await runner.say("set the bedroom lamp to 20%")
+            assert runner.home.calls == [("light.bedroom_lamp", "turn_on", {"brightness_pct": 20})], reply
             runner.reset({})
             reply, _ = await runner.say("walk the dog")
             assert runner.home.calls == [], reply

@@ -40,7 +40,7 @@ from ..home.resolver import Resolution
 from ..home.text import tokens, words_in
 from ..toolkit.registry import ToolRegistry
 
-__all__ = ["TolerantMatch", "TolerantMatcher", "opening_slip", "unslip"]
+__all__ = ["TolerantMatch", "TolerantMatcher", "number_slips", "opening_slip", "unslip"]
 
 
 @dataclass
@@ -121,6 +121,40 @@ def opening_slip(s: str, names: frozenset[str] = frozenset()) -> str:
         return s
     near = [v for v in _OPENING_VERBS if Levenshtein.distance(first, v) == 1]
     return f"{near[0]} {rest}".strip() if len(near) == 1 else s
+
+
+_NUMBER_SOUNDS = {"1": frozenset({"won"}), "2": frozenset({"to", "too"}), "4": frozenset({"for", "fore"}), "8": frozenset({"ate"})}
+"""Words the recogniser writes for a digit said inside a name ("Bedroom to ceiling light")."""
+
+
+def number_slips(s: str, names: tuple[str, ...]) -> str:
+    """``s`` (comparison form) with a word that sounds like a digit read as that digit where the
+    result is a whole name of ``names`` whose digit is inside it: "bedroom to ceiling light on" →
+    "bedroom 2 ceiling light on" (Piper's "Bedroom 2 Ceiling Light", heard by Whisper). A digit
+    ending a name ("Lamp 2", "Bedroom 2") is never read in: "set the bedroom to 50%" and "set lamp
+    to warm" keep their "to"."""
+    words = s.split()
+    for name in names:
+        t = tokens(name)
+        for i, tok in enumerate(t[:-1]):
+            if i == 0 or tok not in _NUMBER_SOUNDS:
+                continue
+            for j in range(len(words) - len(t) + 1):
+                if words[j + i] in _NUMBER_SOUNDS[tok] and all(words[j + k] == t[k] for k in range(len(t)) if k != i):
+                    words[j + i] = tok
+    return " ".join(words)
+
+
+def _numbered_names(snap: HomeSnapshot) -> tuple[str, ...]:
+    """Names with a digit in them, a device's name with its area's before it too ("Bedroom 2
+    Ceiling Light" for the Ceiling Light in Bedroom 2), for :func:`number_slips`."""
+    out: list[str] = []
+    for e in snap.entities:
+        area = snap.area(e.area_id)
+        places = [a for a in ((area.name, *area.aliases) if area else ()) if a]
+        for n in e.names():
+            out += [x for x in (n, *(f"{p} {n}" for p in places)) if any(c.isdigit() for c in x)]
+    return tuple(dict.fromkeys(out))
 
 
 def unslip(s: str) -> str:
@@ -409,7 +443,10 @@ class TolerantMatcher:
 
     def _unslip(self, s: str) -> str:
         snap = self._home()
-        return opening_slip(unslip(s), frozenset(w for n in snap.names() for w in tokens(n)) if snap is not None else frozenset())
+        if snap is None:
+            return opening_slip(unslip(s))
+        names = tuple(snap.names())
+        return number_slips(opening_slip(unslip(s), frozenset(w for n in names for w in tokens(n))), _numbered_names(snap))
 
     def _match(self, text: str) -> TolerantMatch | None:
         snap = self._home()
