@@ -109,7 +109,8 @@ async def test_constrained_output_is_always_a_valid_call(config):
 
 def test_a_tool_calls_fixed_json_is_written_not_generated():
     """Jump-forward decoding: the plan writes ``{"tool": "``, and after the name everything up to the
-    first choice; only tool-call schemas get one."""
+    first choice (a one-string argument's opening quote, a required argument's key); only tool-call
+    schemas get one."""
     from assistant.controller.llm_engine import jump_plan
 
     text = {"type": "object", "properties": {"text": {"type": "string", "maxLength": 240}}, "required": ["text"], "additionalProperties": False}
@@ -121,7 +122,9 @@ def test_a_tool_calls_fixed_json_is_written_not_generated():
     assert plan is not None and set(plan.steps) == {"answer", "light_set", "done"}
     assert plan.steps["answer"].written == '", "arguments": {"text": "' and "240" in plan.steps["answer"].grammar
     assert plan.steps["done"].written == '", "arguments": {}}' and plan.steps["done"].grammar is None
-    assert plan.steps["light_set"].written == '", "arguments": ' and "Kitchen Light" in plan.steps["light_set"].grammar
+    assert plan.steps["light_set"].written == '", "arguments": {"name": ' and "Kitchen Light" in plan.steps["light_set"].grammar  # a required argument's key
+    optional = jump_plan({"oneOf": [{"type": "object", "properties": {"tool": {"const": "t"}, "arguments": {**args, "required": []}}}]})
+    assert optional is not None and optional.steps["t"].written == '", "arguments": '
     assert jump_plan(text) is None and jump_plan({"oneOf": [text]}) is None
 
 

@@ -152,6 +152,13 @@ def _arguments_step(args: dict[str, Any]) -> _Step:
             body = f"char{{0,{int(n)}}}" if isinstance(n, int) else "char*"
             return _Step(head + "{" + json.dumps(key) + ': "', f'root ::= {body} "\\"}}}}"\n{_JSON_CHAR}')
     gbnf = json_schema_to_gbnf(json.dumps(args))
+    # a required argument comes first (llama.cpp's converter puts required properties first):
+    # its key is written too, and the grammar goes on from its value
+    root = re.search(r'^root ::= "\{" space (\S+)-kv(.*)$', gbnf, re.M)
+    kv = re.search(rf'^{re.escape(root.group(1))}-kv ::= "\\"(\w+)\\"" space ":" space (\S+)$', gbnf, re.M) if root else None
+    if root and kv and kv.group(1) in (args.get("required") or ()):
+        rest = gbnf[: root.start()] + f"root ::= {kv.group(2)}{root.group(2)} \"}}\"" + gbnf[root.end() :]
+        return _Step(head + "{" + json.dumps(kv.group(1)) + ": ", rest)
     gbnf = re.sub(r"(?<![\w-])root(?![\w-])", "arguments-root", gbnf)
     return _Step(head, f'root ::= arguments-root "}}"\n{gbnf}')
 
