@@ -144,3 +144,40 @@ def test_missing_models_are_explained(config, tmp_path):
     assert r.returncode == 4
     assert "models not installed" in r.stderr and "assistant models pull" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_a_cancellation_escaping_the_voice_loop_is_an_error_not_a_clean_stop(config, tmp_path, monkeypatch):
+    """Ctrl-C cancels ``assistant run``'s task and it stops with status 0 (130 from the CLI); a
+    cancellation raised inside the loop, that nobody asked for, is a bug and must not end the run
+    as if the user had stopped it (a lost turn would pass unnoticed)."""
+    import argparse
+    import asyncio
+
+    import pytest
+
+    from assistant.cli import run_cmd
+    from assistant.session import Session
+
+    audio_in = tmp_path / "in.wav"
+    write_wav(audio_in, np.zeros(SAMPLE_RATE, dtype=np.int16), SAMPLE_RATE)
+    args = argparse.Namespace(no_pull=True, quiet=True, events=None, input=str(audio_in), output=str(tmp_path / "out.wav"), realtime=False)
+    listening = asyncio.Event()
+
+    async def escaped(self):
+        raise asyncio.CancelledError
+
+    async def waits(self):
+        listening.set()
+        await asyncio.sleep(3600)
+
+    async def stopped_by_user() -> int:
+        task = asyncio.ensure_future(run_cmd.run(args, config))
+        await listening.wait()
+        task.cancel()  # what asyncio.run does on Ctrl-C
+        return await task
+
+    monkeypatch.setattr(Session, "run_voice", escaped)
+    with pytest.raises(RuntimeError, match="cancellation escaped"):
+        asyncio.run(run_cmd.run(args, config))
+    monkeypatch.setattr(Session, "run_voice", waits)
+    assert asyncio.run(stopped_by_user()) == 0

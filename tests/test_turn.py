@@ -337,6 +337,29 @@ def test_a_pause_mid_sentence_does_not_cut_the_speaker_off(config, tts):
     assert cut and "desk" not in cut[0]  # what a short fixed silence does
 
 
+def test_a_failing_turn_judge_leaves_the_turn_to_the_silence_timeout(config):
+    """A bug in what the judge asks at a pause (a tier below the LLM, a model that raises) must not
+    end the voice loop or lose the request: it is reported as an error event and the turn ends at
+    the silence ceiling with its transcript."""
+    from assistant.events import ErrorEvent
+
+    def broken(*args, **kwargs):
+        raise AttributeError("'NoneType' object has no attribute 'search'")
+
+    bus = EventBus()
+    events = bus.record()
+    speech = asyncio.run(load_speech(config, tts=False))
+    pipeline = Pipeline(config, speech.listener, asr=speech.asr, bus=bus)
+    detector = pipeline.voice.end_of_turn.detector
+    detector.by_words = detector.verdict = broken
+    asyncio.run(pipeline.run(ArraySource(recording(0.5, "hey_jarvis.wav", 0.3, "wfw_turn_on_the_living_room_lamp.wav", 2.0))))
+    errors = [e for e in events if isinstance(e, ErrorEvent)]
+    assert errors and all(e.stage == "end_of_turn" and "NoneType" in e.message and e.hint for e in errors), errors
+    assert [e.reason for e in events if isinstance(e, SpeechEnded)] == ["silence"]
+    assert [e.ms for e in events if isinstance(e, StageTiming) and e.stage == "endpoint"] == [1200.0]  # the turn ceiling's silence
+    assert [normalize_transcript(e.text) for e in events if isinstance(e, FinalTranscript)] == ["turn on the living room lamp"]
+
+
 def test_turn_detection_in_real_time(config):
     """Frames keep coming while the detector runs: the turn still ends at the first pause, well before 700 ms."""
     _, events = _turns(config, recording(0.5, "hey_jarvis.wav", 0.3, "wfw_turn_on_the_living_room_lamp.wav", 1.5), realtime=True)

@@ -523,3 +523,42 @@ def test_a_dictated_item_whisper_was_unsure_of_is_asked_about_first():
             await runner.close()
 
     asyncio.run(go())
+
+
+def test_the_tolerant_tier_reads_colours_from_many_threads_at_once() -> None:
+    """The colour pattern is built on first use; threads racing to that first use all see it.
+
+    The voice loop's end-of-turn judge and the router ask the tolerant tier from different
+    threads. A lazily built pair of globals once let a second thread read the pattern before the
+    first had set it (``'NoneType' object has no attribute 'search'``, a CI failure of
+    ``test_two_turns_from_a_recording``). A tiny switch interval makes that interleaving likely.
+    """
+    import threading
+
+    from assistant.controller import tolerant
+
+    errors: list[BaseException] = []
+    colours: list[str | None] = []
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for _ in range(5):
+            tolerant._color_re.cache_clear()
+            barrier = threading.Barrier(8)
+
+            def read() -> None:
+                barrier.wait()
+                try:
+                    colours.append(tolerant._values("turn the desk lamp dark blue")[0].color)
+                except BaseException as e:  # noqa: BLE001 - collected and asserted below
+                    errors.append(e)
+
+            threads = [threading.Thread(target=read) for _ in range(8)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+    finally:
+        sys.setswitchinterval(old)
+    assert errors == []
+    assert colours == ["darkblue"] * 40

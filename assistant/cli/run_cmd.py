@@ -146,7 +146,11 @@ async def run(args: argparse.Namespace, config: Config) -> int:
             warn(f"ready in {session.load_s:.1f} s; listening for {phrase} on {where}" + (" (Ctrl-C to stop)" if args.input is None else ""))
         await session.run_voice()
     except asyncio.CancelledError:
-        pass
+        task = asyncio.current_task()
+        if task is None or not task.cancelling():
+            # not Ctrl-C nor shutdown (they cancel this task): a stage cancelled something from
+            # inside and it escaped; stopping with status 0 would hide a lost turn
+            raise RuntimeError("the voice loop stopped: a stage's cancellation escaped it (a bug: please report it with the log)") from None
     finally:
         await session.close()
         if writer is not None:

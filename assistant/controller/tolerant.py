@@ -216,19 +216,18 @@ def _colors() -> dict[str, str]:
     return names
 
 
-_COLOR_NAMES: dict[str, str] | None = None
-
-
+@functools.cache
 def _color_re() -> tuple[re.Pattern, dict[str, str]]:
-    global _COLOR_NAMES, _COLOR_RE
-    if _COLOR_NAMES is None:
-        _COLOR_NAMES = _colors()
-        alts = sorted(_COLOR_NAMES, key=len, reverse=True)
-        _COLOR_RE = re.compile(r"\b(?:to |in |a |the colour |the color |colou?r )*(" + "|".join(re.escape(a) for a in alts) + r")\b")
-    return _COLOR_RE, _COLOR_NAMES
+    """The colour-name pattern and its names, built once.
 
-
-_COLOR_RE: re.Pattern | None = None
+    ``functools.cache`` makes the first call atomic enough for threads: two threads may
+    both build it, but neither can see half of it (the hand-rolled pair of globals this
+    replaces let a second thread read the pattern before the first had set it).
+    """
+    names = _colors()
+    alts = sorted(names, key=len, reverse=True)
+    pattern = re.compile(r"\b(?:to |in |a |the colour |the color |colou?r )*(" + "|".join(re.escape(a) for a in alts) + r")\b")
+    return pattern, names
 
 
 @dataclass

@@ -19,17 +19,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import time
 from typing import Awaitable, Callable
 
 from ..bus import EventBus
-from ..events import StageTiming
+from ..events import ErrorEvent, StageTiming
 from ..speech.asr import strip_wake_phrase
 from ..speech.endpoint import NoSpeechTimeout, Pause, UtteranceEnd
 from ..speech.listener import Listener, ListenerMode
 from ..speech.turn import UNSURE_REASONS, TurnDetector, TurnVerdict, ends_unfinished
 from .recognizer import Recognizer
+
+log = logging.getLogger(__name__)
 
 __all__ = ["EndOfTurn"]
 
@@ -191,8 +194,18 @@ class EndOfTurn:
         return self.current_index(pause.index)
 
     async def at_pause(self, pause: Pause, turn: int | None) -> UtteranceEnd | None:
-        """Judge ``pause`` and, if the user has finished and is still silent, end the utterance."""
-        verdict = await self.judge(pause, turn)
+        """Judge ``pause`` and, if the user has finished and is still silent, end the utterance.
+
+        A judge that fails (a bug in a tier it asks, a model that raises) is reported as an
+        :class:`ErrorEvent` and the pause is left to silence endpointing: the turn still ends,
+        at ``endpoint.turn_ceiling_ms``, and what was said is not lost."""
+        try:
+            verdict = await self.judge(pause, turn)
+        except Exception as exc:  # noqa: BLE001 - reported; the silence endpointer takes the turn
+            log.exception("end-of-turn judge failed at pause %d", pause.index)
+            self.bus.emit(ErrorEvent(stage="end_of_turn", message=f"judging the pause failed: {type(exc).__name__}: {exc}",
+                                     hint="the turn ends at the silence timeout instead; please report this with the log", turn=turn))
+            return None
         if not self.current(pause):
             return None
         cfg = self.listener.endpointer.config
