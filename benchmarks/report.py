@@ -92,6 +92,11 @@ def table(r: dict[str, Any]) -> str:
             rows.append(("local LLM: generation start → first word of the answer", f"one grammar p50 {j['one_grammar_ms_p50']} ms, jump-forward {j['jump_forward_ms_p50']} ms "
                          f"(paired saving p50 {j['saved_ms_p50']} ms; {j['answered_both_ways']} of {j['questions']} questions answered both ways, "
                          f"{j['rounds']} rounds; same tool {j['same_tool']}/{j['questions']})"))
+            wc = j.get("whole_call_ms_p50")
+            if wc:
+                rows.append(("local LLM: generation start → whole call made", f"one grammar p50 {wc['one_grammar']} ms, jump-forward {wc['jump_forward']} ms, "
+                             f"+ answer text without a grammar {wc['free_text']} ms (paired saving of the last p50 {j['free_text_saved_ms_p50']} ms; "
+                             f"same call {j['free_text_same_call']}/{j['questions']})"))
     n = r.get("nlu", {})
     for key, label in (("typed_dev_llm_off", "natural requests, typed, dev set, LLM off"), ("typed_heldout_llm_off", "natural requests, typed, held-aside, LLM off"),
                        ("typed_heldout_llm_on", "natural requests, typed, held-aside, SmolLM2 on")):

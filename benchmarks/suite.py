@@ -9,6 +9,7 @@ stdout, and PNG plots in ``<out>``.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import platform
 import resource
@@ -308,11 +309,13 @@ def bench_asr(ctx: Context) -> None:
 
 
 def bench_jump_forward(local, registry, questions: int, rounds: int) -> dict[str, Any]:
-    """The local LLM's time from the start of generation to the first character of an answer's
-    (or a refusal's) text, with the tool call's fixed JSON generated token by token under one
-    grammar vs written in (jump-forward decoding, ``llm_engine.jump_plan``). Each of the turn
-    benchmark's questions is asked ``rounds`` times each way, alternating; the figure is the p50 of
-    the per-question medians over the questions answered both ways, and their paired difference."""
+    """The local LLM's tool call made three ways: token by token under one grammar, with its fixed
+    JSON written in (jump-forward decoding, ``llm_engine.jump_plan``), and with the answer's text
+    then decoded without a grammar too (``llm_engine.JsonStringWriter``). Two instants, both from
+    the start of generation: the first character of an answer's (or a refusal's) text, and the
+    whole call made (the last token; a one-sentence answer is spoken from then). Each of the turn
+    benchmark's questions is asked ``rounds`` times each way, in turn; each figure is the p50 of
+    the per-question medians over the questions answered every way, and the paired differences."""
     from assistant.controller.local_llm import action_schema
 
     from .turn_taking import LOCAL_LLM
@@ -320,10 +323,12 @@ def bench_jump_forward(local, registry, questions: int, rounds: int) -> dict[str
     engine = local.engine
     tools = sorted(registry.tools.values(), key=lambda t: t.name)
     schema = action_schema(tools, local._choices(), after_tool=False)
-    first: dict[bool, dict[str, list[float]]] = {True: {}, False: {}}
-    picks: dict[bool, list[str]] = {True: [], False: []}
+    modes = {"one_grammar": (False, False), "jump_forward": (True, False), "free_text": (True, True)}
+    first: dict[str, dict[str, list[float]]] = {m: {} for m in modes}
+    whole: dict[str, dict[str, list[float]]] = {m: {} for m in modes}
+    calls: dict[str, list[str]] = {m: [] for m in modes}
 
-    async def one(question: str) -> tuple[float | None, str]:
+    async def one(question: str) -> tuple[float | None, float, str]:
         prompt = engine.render([*local.prefix_messages(), {"role": "user", "content": question}])
         raw, t0, at = "", time.perf_counter(), None
         async for piece in engine.stream(prompt, schema=schema):
@@ -332,30 +337,49 @@ def bench_jump_forward(local, registry, questions: int, rounds: int) -> dict[str
             raw += piece
             if at is None and any(k in raw and not raw.endswith(k) for k in ('"text": "', '"reason": "')):
                 at = (time.perf_counter() - t0) * 1000.0
-        return at, raw.split('"tool": "', 1)[-1].split('"', 1)[0]
+        return at, (time.perf_counter() - t0) * 1000.0, raw
 
-    saved = engine.jump_forward
+    saved = engine.jump_forward, engine.free_text
     try:
         for r in range(rounds):
-            for jump in (False, True):
-                engine.jump_forward = jump
+            for mode, (jump, free) in modes.items():
+                engine.jump_forward, engine.free_text = jump, free
                 for q in LOCAL_LLM[:questions]:
-                    at, tool = asyncio.run(one(q))
+                    at, total, raw = asyncio.run(one(q))
                     if r == 0:
-                        picks[jump].append(tool)
+                        calls[mode].append(raw)
                     if at is not None:
-                        first[jump].setdefault(q, []).append(at)
+                        first[mode].setdefault(q, []).append(at)
+                        whole[mode].setdefault(q, []).append(total)
     finally:
-        engine.jump_forward = saved
-    both = [q for q in LOCAL_LLM[:questions] if q in first[True] and q in first[False]]
-    whole = [statistics.median(first[False][q]) for q in both]
-    jumped = [statistics.median(first[True][q]) for q in both]
+        engine.jump_forward, engine.free_text = saved
+    both = [q for q in LOCAL_LLM[:questions] if all(q in first[m] for m in modes)]
+
+    def p50s(d: dict[str, list[float]]) -> list[float]:
+        return [statistics.median(d[q]) for q in both]
+
+    def median(v: list[float]) -> float | None:
+        return round(statistics.median(v), 1) if v else None
+
+    def tool(raw: str) -> str:
+        return raw.split('"tool": "', 1)[-1].split('"', 1)[0]
+
+    def parsed(raw: str) -> Any:
+        try:
+            return json.loads(raw, strict=False)
+        except ValueError:
+            return None
+
+    f = {m: p50s(first[m]) for m in modes}
+    w = {m: p50s(whole[m]) for m in modes}
     return {
         "questions": questions, "rounds": rounds, "answered_both_ways": len(both),
-        "one_grammar_ms_p50": round(statistics.median(whole), 1) if both else None,
-        "jump_forward_ms_p50": round(statistics.median(jumped), 1) if both else None,
-        "saved_ms_p50": round(statistics.median([a - b for a, b in zip(whole, jumped)]), 1) if both else None,
-        "same_tool": sum(a == b for a, b in zip(picks[True], picks[False])),
+        "one_grammar_ms_p50": median(f["one_grammar"]), "jump_forward_ms_p50": median(f["jump_forward"]),
+        "saved_ms_p50": median([a - b for a, b in zip(f["one_grammar"], f["jump_forward"])]),
+        "same_tool": sum(tool(a) == tool(b) for a, b in zip(calls["jump_forward"], calls["one_grammar"])),
+        "whole_call_ms_p50": {m: median(w[m]) for m in modes},
+        "free_text_saved_ms_p50": median([a - b for a, b in zip(w["jump_forward"], w["free_text"])]),
+        "free_text_same_call": sum(parsed(a) is not None and parsed(a) == parsed(b) for a, b in zip(calls["free_text"], calls["jump_forward"])),
     }
 
 

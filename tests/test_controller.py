@@ -161,6 +161,61 @@ async def test_jump_forward_generates_fewer_tokens_for_the_same_valid_calls(conf
         await controller.close()
 
 
+def test_free_text_is_written_as_a_valid_json_string():
+    """The answer's text decoded without a grammar: it ends at the first unescaped quote (the rest
+    of that token dropped), escapes split over tokens survive, a raw newline is escaped, a lone
+    backslash is written as one, and ``maxLength`` ends it."""
+    from assistant.controller.llm_engine import JsonStringWriter
+
+    def write(pieces: list[str], max_chars: int | None = None) -> tuple[str, bool]:
+        w = JsonStringWriter(max_chars)
+        body = "".join(w.feed(p) for p in pieces)
+        ended = w.ended
+        return body + w.close(), ended
+
+    cases = [
+        (["The sky", " is blue", '."}', "}"], "The sky is blue.", True),
+        (['He said \\', '"hi\\"', ' twice",'], 'He said "hi" twice', True),
+        (["Line one\n", "line\ttwo"], "Line one\nline\ttwo", False),
+        (["a \\d path", " C:\\", "\\x"], "a \\d path C:\\x", False),
+        (["caf\\u00", "e9 au lait"], "caf\u00e9 au lait", False),
+        (["ends on \\u0"], "ends on \\u0", False),
+        (["bell\x07 rings"], "bell rings", False),
+    ]
+    for pieces, text, ended in cases:
+        body, was_ended = write(pieces)
+        assert body.endswith('"') and json.loads('"' + body) == text and was_ended == ended, (pieces, body)
+    body, ended = write(["abcdef", "ghij"], max_chars=7)
+    assert ended and json.loads('"' + body) == "abcdefg"
+
+
+async def test_answers_decoded_without_a_grammar_are_the_same_valid_calls(config):
+    """With the real SmolLM2-135M, a tool call whose answer text is decoded freely (the writer
+    keeping it JSON) is schema-valid and the same call the string grammar makes, for answers and
+    for a home command (whose arguments keep their grammar)."""
+    need_test_models()
+    bus = EventBus()
+    controller = await build_controller(_cfg(config), bus)
+    local = controller.router.local
+    try:
+        tools = sorted(controller.registry.tools.values(), key=lambda t: t.name)
+        schema = action_schema(tools, local._choices(), after_tool=False)
+        made: dict[bool, list[dict]] = {True: [], False: []}
+        for free in (True, False):
+            local.engine.free_text = free
+            for request in ("What is the capital of France?", "Who painted the Mona Lisa?", "Tell me a joke.", TOOL_CHOICE[0]["request"]):
+                prompt = local.engine.render([*local.prefix_messages(), {"role": "user", "content": request}])
+                raw = "".join([p async for p in local.engine.stream(prompt, schema=schema, max_tokens=160) if isinstance(p, str)])
+                action = json.loads(raw)
+                jsonschema.validate(action, schema)
+                made[free].append(action)
+        assert made[True] == made[False], made
+        assert sum(a["tool"] == "answer" for a in made[True]) >= 2, made
+    finally:
+        local.engine.free_text = True
+        await controller.close()
+
+
 async def test_prefix_cache_makes_later_turns_cheap(config):
     need_test_models()
     bus = EventBus()
