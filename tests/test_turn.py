@@ -580,6 +580,8 @@ async def test_the_local_llm_starts_at_a_pause_the_turn_probably_ends_at_and_sto
             assert verdict in verdicts[0] and calls and calls[0][0] == "prepare", (verdicts, calls)
             if len(parts) == 1:
                 # a "finished" verdict too waits for unsure_ceiling_ms once the reply is being generated
+                # (a file read as fast as possible: the reply is never made within the pause; in
+                # real time the turn ends once it is, see the next test)
                 assert [e.reason for e in new if isinstance(e, SpeechEnded)] == ["unsure_pause"]
                 assert [e.ms for e in new if isinstance(e, StageTiming) and e.stage == "endpoint"] == [700.0]
                 assert "before the request was final (preemptive)" in first_token[0], first_token
@@ -590,6 +592,34 @@ async def test_the_local_llm_starts_at_a_pause_the_turn_probably_ends_at_and_sto
                 assert ("unprepare", True) in calls, calls  # the user went on: the generation was stopped
     finally:
         await controller.close()
+
+
+async def test_finished_words_whose_reply_is_prepared_end_the_turn_when_the_reply_is_made(config):
+    """Real time: a whole question the detector judges finished, with the local LLM already making
+    its reply from the pause, ends the turn as soon as the reply is made instead of at the unsure
+    ceiling (here raised to 1,900 ms so that a busy machine's generation still comes first), and
+    the reply spoken is that generation's (real Whisper, SmolLM2-135M, Smart Turn, paced frames)."""
+    from assistant.app import build_controller
+
+    cfg = config.with_overrides({"endpoint.unsure_ceiling_ms": 1900, "endpoint.turn_ceiling_ms": 2000})
+    bus = EventBus()
+    events = bus.record()
+    speech = await load_speech(cfg)
+    controller = await build_controller(cfg, bus)
+    try:
+        audio = recording(0.5, "hey_jarvis.wav", 0.3, _say(speech.tts, "What is the capital of France?"), 2.5)
+        pipeline = Pipeline(cfg, speech.listener, asr=speech.asr, bus=bus, responder=controller.router, rescorer=controller.rescorer)
+        await pipeline.run(ArraySource(audio, realtime=True))
+    finally:
+        await controller.close()
+    verdicts = [e.detail for e in events if isinstance(e, StageTiming) and e.stage == "end_of_turn"]
+    assert any("finished: complete_sentence" in v for v in verdicts), verdicts
+    assert any("the prepared reply is made" in v for v in verdicts), verdicts
+    assert [e.reason for e in events if isinstance(e, SpeechEnded)] == ["end_of_turn"]
+    waited = [e.ms for e in events if isinstance(e, StageTiming) and e.stage == "endpoint"]
+    assert len(waited) == 1 and waited[0] < 1900, waited
+    first_token = [e.detail for e in events if isinstance(e, StageTiming) and e.stage == "llm_first_token"]
+    assert first_token and "(preemptive)" in first_token[0], first_token
 
 
 def test_missing_or_corrupt_model_falls_back_to_silence(config, tmp_path):

@@ -447,6 +447,12 @@ class LlmEngine:
         if spec is not None:
             spec.stop.set()
 
+    def speculation_done(self) -> "asyncio.Future | None":
+        """Done when the generation :meth:`speculate` started has ended (made, stopped or failed;
+        its result stays for the :meth:`stream` that takes it over); None without one."""
+        spec = self._speculation
+        return spec.future if spec is not None else None
+
     @property
     def speculating(self) -> bool:
         """A generation started by :meth:`speculate` waits to be taken over."""

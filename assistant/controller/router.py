@@ -194,6 +194,13 @@ class Router:
         self._prepared = (current_turn().origin, text)
         return True
 
+    def prepared_reply(self) -> "asyncio.Future | None":
+        """Done when the generation :meth:`prepare` started has made its first step (the whole
+        tool call); None when none is running."""
+        if self._prepared is None or self.local is None:
+            return None
+        return self.local.engine.speculation_done()
+
     def unprepare(self) -> None:
         """Stop a generation :meth:`prepare` started (the user went on speaking); no-op without one."""
         if self._prepared is not None:

@@ -55,13 +55,21 @@ class EndOfTurn:
             overlaps Smart Turn, the text model and an unsure pause's wait. None: nothing is prepared.
         unprepare: Called when the verdict holds the turn open on the words' evidence, or the user
             speaks again in that pause.
+        prepared_reply: What a prepared generation's completion can be awaited with (None: no
+            generation is running). When the words of a prepared pause are judged finished, a
+            real-time turn ends as soon as the reply is made, or at the unsure ceiling if that
+            comes first (:meth:`start`).
     """
 
     def __init__(self, listener: Listener, detector: TurnDetector, recognizer: Recognizer | None, bus: EventBus, words_decide: bool = True,
-                 template_pause_ms: int = 0, prepare: Callable[[str], bool] | None = None, unprepare: Callable[[], None] | None = None) -> None:
+                 template_pause_ms: int = 0, prepare: Callable[[str], bool] | None = None, unprepare: Callable[[], None] | None = None,
+                 prepared_reply: Callable[[], Awaitable | None] | None = None) -> None:
         self.listener = listener
         self.prepare = prepare
         self.unprepare = unprepare
+        self.prepared_reply = prepared_reply
+        self._finished_prepared: int | None = None
+        """The prepared pause whose words were judged finished (its turn may end once the reply is made)."""
         self._prepared_pause: int | None = None
         """The pause whose transcript :attr:`prepare` was called with (None: nothing prepared)."""
 
@@ -199,6 +207,7 @@ class EndOfTurn:
         A judge that fails (a bug in a tier it asks, a model that raises) is reported as an
         :class:`ErrorEvent` and the pause is left to silence endpointing: the turn still ends,
         at ``endpoint.turn_ceiling_ms``, and what was said is not lost."""
+        self._finished_prepared = None
         try:
             verdict = await self.judge(pause, turn)
         except Exception as exc:  # noqa: BLE001 - reported; the silence endpointer takes the turn
@@ -213,7 +222,9 @@ class EndOfTurn:
         if verdict.finished:
             if self._prepared_pause == pause.index and unsure_ceiling:
                 # the local LLM is generating the reply to these words already: ending the turn
-                # before it can speak gains nothing, and would cut off a speaker who goes on
+                # before it can speak gains nothing, and would cut off a speaker who goes on; it
+                # ends when the reply is made (start) or at the unsure ceiling
+                self._finished_prepared = pause.index
                 return self.listener.shorten_pause(cfg.unsure_ceiling_ms)
             return self.listener.end_turn()
         if verdict.reason in UNSURE_REASONS and unsure_ceiling:
@@ -261,10 +272,31 @@ class EndOfTurn:
 
         async def run() -> None:
             out = await self.at_pause(pause, turn)
+            if out is None and self._finished_prepared == pause.index:
+                out = await self._when_reply_made(pause, turn)
             if out is not None:
                 await on_end(out)
 
         self._task = asyncio.create_task(run(), name=f"end-of-turn-{pause.index}")
+
+    async def _when_reply_made(self, pause: Pause, turn: int | None) -> UtteranceEnd | None:
+        """Finished words whose reply the local LLM is making: the turn ends when the reply is made,
+        if the user is still silent in ``pause`` and the unsure ceiling has not ended it already.
+        The verdict alone would have ended it at the pause (what every other finished turn does);
+        waiting for the reply keeps the chance that the user goes on, for no cost."""
+        made = self.prepared_reply() if self.prepared_reply is not None else None
+        if made is None:
+            return None
+        with contextlib.suppress(Exception):  # a failed generation: the ceiling ends the turn
+            await asyncio.shield(made)
+        if not self.current(pause):
+            return None
+        silence = self.listener.endpointer.silence_ms
+        out = self.listener.end_turn()
+        if out is not None:
+            self.bus.emit(StageTiming(stage="end_of_turn", ms=0.0, turn=turn,
+                                      detail=f"finished at {silence} ms of silence: the prepared reply is made, pause {pause.index}"))
+        return out
 
     def cancel(self) -> None:
         """Forget a verdict in progress (the utterance ended another way)."""

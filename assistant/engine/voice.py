@@ -24,7 +24,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
-from typing import AsyncIterator
+from typing import AsyncIterator, Awaitable
 
 import numpy as np
 
@@ -158,7 +158,8 @@ class VoiceLoop:
                                     loose_ending=rescorer.loose_ending if rescorer is not None else None,
                                     unclear=rescorer.worth_hearing_again if rescorer is not None else None)
             self.end_of_turn = EndOfTurn(listener, detector, recognizer, bus, words_decide=config.endpoint.words_decide,
-                                         template_pause_ms=config.endpoint.template_pause_ms, prepare=self._prepare, unprepare=self._unprepare)
+                                         template_pause_ms=config.endpoint.template_pause_ms, prepare=self._prepare, unprepare=self._unprepare,
+                                         prepared_reply=self._prepared_reply)
         self._turn: _Turn | None = None
         self._turn_task: asyncio.Task | None = None
         self._answering: _Turn | None = None
@@ -326,6 +327,11 @@ class VoiceLoop:
             return False
         with use(TurnContext(origin=self.origin, area=self.area, turn=self.current_turn)):
             return bool(prepare(text))
+
+    def _prepared_reply(self) -> Awaitable | None:
+        """The prepared generation's completion (:meth:`~assistant.controller.router.Router.prepared_reply`), or None."""
+        prepared = getattr(self.arbiter.responder, "prepared_reply", None)
+        return prepared() if prepared is not None else None
 
     def _unprepare(self) -> None:
         unprepare = getattr(self.arbiter.responder, "unprepare", None)
