@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -128,21 +129,20 @@ def test_a_tool_calls_fixed_json_is_written_not_generated():
     assert jump_plan(text) is None and jump_plan({"oneOf": [text]}) is None
 
 
-async def test_jump_forward_generates_fewer_tokens_for_the_same_valid_calls(config):
-    """With the fixed JSON written in, the real SmolLM2-135M picks the same tools, every call is
-    schema-valid, and the same call costs at least 8 fewer generated tokens (the one-grammar
-    generation makes every token of the JSON)."""
+async def _calls_each_way(config: Config, setting: str, requests: list[str]) -> dict[bool, list[tuple[dict, Any, str]]]:
+    """Each request's first tool call from the real SmolLM2-135M under the action schema of every
+    tool, with the engine's ``setting`` (``jump_forward``, ``free_text``) on, then off: (the call,
+    its :class:`CompletionStats`, the raw text) per request, each call validated against the schema."""
     need_test_models()
-    bus = EventBus()
-    controller = await build_controller(_cfg(config), bus)
+    controller = await build_controller(_cfg(config), EventBus())
     local = controller.router.local
+    made: dict[bool, list[tuple[dict, Any, str]]] = {True: [], False: []}
     try:
         tools = sorted(controller.registry.tools.values(), key=lambda t: t.name)
         schema = action_schema(tools, local._choices(), after_tool=False)
-        made: dict[bool, list[tuple[dict, int, int]]] = {True: [], False: []}
-        for jump in (True, False):
-            local.engine.jump_forward = jump
-            for request in ("What is the capital of France?", "Who painted the Mona Lisa?", TOOL_CHOICE[0]["request"]):
+        for on in (True, False):
+            setattr(local.engine, setting, on)
+            for request in requests:
                 prompt = local.engine.render([*local.prefix_messages(), {"role": "user", "content": request}])
                 raw, stats = "", None
                 async for piece in local.engine.stream(prompt, schema=schema, max_tokens=160):
@@ -150,15 +150,23 @@ async def test_jump_forward_generates_fewer_tokens_for_the_same_valid_calls(conf
                         raw += piece
                     else:
                         stats = piece
-                action = json.loads(raw, strict=False)
+                action = json.loads(raw, strict=False)  # the one-grammar run may write a raw newline in a string
                 jsonschema.validate(action, schema)
-                made[jump].append((action, stats.completion_tokens, local.engine.count_tokens(raw)))
-        assert [a["tool"] for a, _, _ in made[True]] == [a["tool"] for a, _, _ in made[False]]
-        same = [(jumped, whole) for (a, jumped, _), (b, whole, _) in zip(made[True], made[False]) if a == b]
-        assert same, made  # "The capital of France is Paris." both ways (a fixed sampling seed)
-        assert all(jumped <= whole - 8 for jumped, whole in same), made
+                made[on].append((action, stats, raw))
     finally:
         await controller.close()
+    return made
+
+
+async def test_jump_forward_generates_fewer_tokens_for_the_same_valid_calls(config):
+    """With the fixed JSON written in, the real SmolLM2-135M picks the same tools, every call is
+    schema-valid, and the same call costs at least 8 fewer generated tokens (the one-grammar
+    generation makes every token of the JSON)."""
+    made = await _calls_each_way(config, "jump_forward", ["What is the capital of France?", "Who painted the Mona Lisa?", TOOL_CHOICE[0]["request"]])
+    assert [a["tool"] for a, _, _ in made[True]] == [a["tool"] for a, _, _ in made[False]]
+    same = [(jumped.completion_tokens, whole.completion_tokens) for (a, jumped, _), (b, whole, _) in zip(made[True], made[False]) if a == b]
+    assert same, made  # "The capital of France is Paris." both ways (a fixed sampling seed)
+    assert all(jumped <= whole - 8 for jumped, whole in same), made
 
 
 def test_free_text_is_written_as_a_valid_json_string():
@@ -191,29 +199,13 @@ def test_free_text_is_written_as_a_valid_json_string():
 
 async def test_answers_decoded_without_a_grammar_are_the_same_valid_calls(config):
     """With the real SmolLM2-135M, a tool call whose answer text is decoded freely (the writer
-    keeping it JSON) is schema-valid and the same call the string grammar makes, for answers and
-    for a home command (whose arguments keep their grammar)."""
-    need_test_models()
-    bus = EventBus()
-    controller = await build_controller(_cfg(config), bus)
-    local = controller.router.local
-    try:
-        tools = sorted(controller.registry.tools.values(), key=lambda t: t.name)
-        schema = action_schema(tools, local._choices(), after_tool=False)
-        made: dict[bool, list[dict]] = {True: [], False: []}
-        for free in (True, False):
-            local.engine.free_text = free
-            for request in ("What is the capital of France?", "Who painted the Mona Lisa?", "Tell me a joke.", TOOL_CHOICE[0]["request"]):
-                prompt = local.engine.render([*local.prefix_messages(), {"role": "user", "content": request}])
-                raw = "".join([p async for p in local.engine.stream(prompt, schema=schema, max_tokens=160) if isinstance(p, str)])
-                action = json.loads(raw)
-                jsonschema.validate(action, schema)
-                made[free].append(action)
-        assert made[True] == made[False], made
-        assert sum(a["tool"] == "answer" for a in made[True]) >= 2, made
-    finally:
-        local.engine.free_text = True
-        await controller.close()
+    keeping it JSON) is schema-valid, strict JSON, and the same call the string grammar makes, for
+    answers and for a home command (whose arguments keep their grammar)."""
+    made = await _calls_each_way(config, "free_text", ["What is the capital of France?", "Who painted the Mona Lisa?", "Tell me a joke.",
+                                                       TOOL_CHOICE[0]["request"]])
+    assert [a for a, _, _ in made[True]] == [a for a, _, _ in made[False]], made
+    assert all(json.loads(raw) for _, _, raw in made[True])  # no raw control character in a freely decoded string
+    assert sum(a["tool"] == "answer" for a, _, _ in made[True]) >= 2, made
 
 
 async def test_prefix_cache_makes_later_turns_cheap(config):

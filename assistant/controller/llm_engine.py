@@ -117,7 +117,9 @@ class JsonStringWriter:
     from writing a raw control character or a bad escape, and ends the string at its first
     unescaped quote; llama.cpp applies it to the whole 49,152-token vocabulary at every step,
     which costs more than the 135M model's forward pass (SmolLM2-135M, one decoding thread, this
-    project's 2-core machine: 17–18 ms a token with the string grammar, 8 ms without). Here the
+    project's 2-core machine, a one-off measurement of a 30-token answer, median of 3: 17–18 ms a
+    token with the string grammar, 8 ms without; ``benchmarks`` section ``routing`` measures the
+    whole call). Here the
     model samples freely and this writer keeps the JSON valid: the string ends at the first
     unescaped ``"`` (what follows it in that token is dropped, as the grammar would have forbidden
     it), a newline or tab is escaped, another control character is dropped, and a backslash that
@@ -369,7 +371,7 @@ class LlmEngine:
                 return stats
             t0 = time.perf_counter() - stats.total_ms / 1000.0
             on_text(name + step.written)
-            left = max(1, max_tokens - stats.completion_tokens)
+            left, prompt = max(1, max_tokens - stats.completion_tokens), prompt + ACTION_OPENING + name + step.written
             if step.free_text and self.free_text:
                 writer = JsonStringWriter(step.max_chars)
 
@@ -377,11 +379,11 @@ class LlmEngine:
                     if text := writer.feed(piece):
                         on_text(text)
 
-                self._complete(prompt + ACTION_OPENING + name + step.written, None, left, write, stop, stats, until=lambda: writer.ended)
+                self._complete(prompt, None, left, write, stop, stats, until=lambda: writer.ended)
                 if not stop.is_set():  # ended by its quote, the end-of-turn token or the token limit: the call is closed
                     on_text(writer.close() + step.closing)
             elif step.grammar is not None:
-                self._complete(prompt + ACTION_OPENING + name + step.written, self._gbnf(step.grammar), left, on_text, stop, stats)
+                self._complete(prompt, self._gbnf(step.grammar), left, on_text, stop, stats)
             stats.total_ms = (time.perf_counter() - t0) * 1000.0
             return stats
 
