@@ -17,7 +17,7 @@ from assistant.config import Config
 from assistant.controller.local_llm import AnswerStream, LocalController, action_schema
 from assistant.controller.memory import Conversation
 from assistant.controller.redact import Redactor
-from assistant.events import RemoteCall, RouteDecided, ToolCallFinished, ToolCallStarted
+from assistant.events import RemoteCall, RouteDecided, StageTiming, ToolCallFinished, ToolCallStarted
 from assistant.pipeline import Pipeline
 from assistant.testing.llm import ScriptedLLM
 from assistant.toolkit import ToolRegistry
@@ -278,6 +278,25 @@ async def test_the_step_limit_bounds_the_loop(config):
     pieces = [p async for p in local.respond("what time and day is it", turn=1, conversation=Conversation())]
     result = pieces[-1]
     assert result.tool_calls == ["clock_time", "clock_date"] and result.steps == 3
+    await reg.close()
+
+
+async def test_a_refusal_stops_generation_at_its_name(config):
+    """``cannot_help``'s reason is only logged: once the model has chosen it, nothing more is
+    generated (its ~20 tokens held up the next tier), and the request goes on as refused."""
+    cfg = _cfg(config)
+    bus = EventBus()
+    events = bus.record()
+    reg = await ToolRegistry.create(cfg, bus)
+    llm = ScriptedLLM([{"tool": "cannot_help", "arguments": {"reason": "I do not know the tide times for this coast today"}}], chunk=4)
+    local = LocalController(llm, reg, bus, cfg.llm)
+    conv = Conversation()
+    pieces = [p async for p in local.respond("when is high tide", turn=1, conversation=conv)]
+    result = pieces[-1]
+    assert not result.handled and result.reason == "the local model cannot help" and pieces[:-1] == []
+    assert llm.streamed[0].startswith('{"tool": "cannot_help"') and "tide" not in llm.streamed[0], llm.streamed
+    timing = [e.detail for e in events if isinstance(e, StageTiming) and e.stage == "llm"]
+    assert timing and "stopped before its reason" in timing[0]
     await reg.close()
 
 

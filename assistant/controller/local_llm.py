@@ -69,6 +69,11 @@ _CLAIM = re.compile(
 )
 """A reply that claims an action (the model must call a tool for that, never just say it)."""
 
+_REFUSAL = re.compile(r'^\s*\{\s*"tool"\s*:\s*"cannot_help"')
+"""A first step that has chosen ``cannot_help``: its reason is only logged, so generation stops at
+the name (the refusal's reason took ~20 tokens, ~350 ms on this project's 2-core machine, before
+the next tier could start)."""
+
 _ACTION_REQUEST = re.compile(
     r"^\s*(please\s+)?((can|could|would|will|may)\s+(i|we|you)\s+(please\s+)?(have|get|order|buy|book|make|bring|send|call|pay|reserve)\b"
     r"|(i|we)('d| would)\s+like\b|(i|we)\s+(want|need)\s+(a|an|some|to\s+(order|buy|book))\b"
@@ -503,13 +508,17 @@ class LocalController:
                     # only repeats what the tools already said
                     checking = not result.tool_calls
                     holding = bool(result.tool_calls)
-                    claimed = False
+                    claimed = refused = False
                     answer_started = False
+                    t_step = time.perf_counter()
                     async for piece in self.engine.stream(prompt, schema=schema):
                         if isinstance(piece, CompletionStats):
                             stats = piece
                             break
                         spoken = answer.feed(piece)
+                        if not after_tool and _REFUSAL.match(answer.raw):
+                            refused = True  # leaving the stream stops generation at the next token
+                            break
                         if not spoken:
                             continue
                         if holding:
@@ -537,6 +546,12 @@ class LocalController:
                             piece_out = (" " if said else "") + held.strip()
                             said.append(piece_out)
                             yield piece_out
+                    if refused:
+                        self.bus.emit(StageTiming(stage="llm", ms=round((time.perf_counter() - t_step) * 1000.0, 2), turn=turn,
+                                                  detail=f"step {step + 1}: cannot_help chosen, stopped before its reason"))
+                        conversation.add(text, "")
+                        yield LocalResult(handled=False, reason="the local model cannot help", steps=step + 1)
+                        return
                     if claimed:
                         log.info("the local model claimed an action without a tool: %r", answer.raw[:120])
                         conversation.add(text, "")

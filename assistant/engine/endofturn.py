@@ -11,8 +11,9 @@ meanwhile, the utterance ends now; otherwise the endpointer keeps listening, up 
 ``endpoint.unsure_ceiling_ms`` when nothing could tell.
 
 Words that may be the whole request and that only the local LLM can answer are handed to the
-router as soon as they are known (``prepare``: preemptive generation, docs/turn-taking.md); speech
-in the pause, or a verdict that the speaker goes on, stops that generation.
+router as soon as they are known (``prepare``: preemptive generation, docs/turn-taking.md), and so
+are words nothing below the LLM understands even when heard again with the full window; speech in
+the pause, or a verdict that the speaker goes on, stops that generation.
 """
 
 from __future__ import annotations
@@ -131,6 +132,12 @@ class EndOfTurn:
             verdict = self.detector.verdict(text, p, ms, completeness, alternatives)
         if verdict.reason == "unclear_request" and spec is not None:
             verdict, text = await self._heard_again(pause, spec, verdict, text)
+            settled = self.detector.by_words(text) if text else None
+            if verdict.reason == "unclear_request" and text and self.current(pause) and (settled is None or settled.reason == "unclear_request"):
+                # still nothing below the LLM understands the words, heard again: they are what the
+                # request will be if the user stops here ("What is the boiling point of water?"),
+                # so the LLM starts on them while the unsure ceiling and the final passes run
+                self._prepare(pause.index, text)
         self.verdicts.append(verdict)
         self.bus.emit(StageTiming(stage="end_of_turn", ms=round((time.perf_counter() - t0) * 1000.0, 2), turn=turn,
                                   detail=f"{'finished' if verdict.finished else 'goes on'}: {verdict.reason}, p={verdict.probability:.2f}, "
@@ -157,7 +164,7 @@ class EndOfTurn:
         second = self.detector.by_words(words, self._alternatives(again))
         if second is not None and second.reason == "understood":
             return TurnVerdict(True, verdict.probability, "understood_heard_again", verdict.compute_ms), words
-        return verdict, text
+        return verdict, words or text  # the words the final transcript starts from (Recognizer.final)
 
     def _alternatives(self, heard) -> tuple[tuple[str, float], ...]:
         """Whisper's other beam hypotheses for ``heard``, wake phrase stripped, with their

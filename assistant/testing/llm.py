@@ -37,6 +37,8 @@ class ScriptedLLM:
         self.chunk = chunk
         self.prompts: list[str] = []
         self.schemas: list[dict[str, Any]] = []
+        self.streamed: list[str] = []
+        """What each generation handed out before its consumer stopped reading (or all of it)."""
 
     def render(self, messages: list[dict[str, str]], generation_prompt: bool = True) -> str:
         return "\n".join(f"<{m['role']}> {m['content']}" for m in messages) + ("\n<assistant>" if generation_prompt else "")
@@ -64,6 +66,8 @@ class ScriptedLLM:
         if schema is not None:
             jsonschema.validate(action, schema)  # the real grammar would not allow anything else
         text = json.dumps(action)
+        self.streamed.append("")
         for i in range(0, len(text), self.chunk):
+            self.streamed[-1] += text[i : i + self.chunk]
             yield text[i : i + self.chunk]
         yield CompletionStats(prompt_tokens=len(prompt.split()), completion_tokens=len(text) // 4 + 1, first_token_ms=1.0, total_ms=2.0)
