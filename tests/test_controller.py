@@ -19,6 +19,7 @@ from assistant.controller.memory import Conversation
 from assistant.controller.redact import Redactor
 from assistant.events import RemoteCall, RouteDecided, StageTiming, ToolCallFinished, ToolCallStarted
 from assistant.pipeline import Pipeline
+from assistant.speech.tts import SentenceSplitter
 from assistant.testing.llm import ScriptedLLM
 from assistant.toolkit import ToolRegistry
 
@@ -297,6 +298,30 @@ async def test_a_refusal_stops_generation_at_its_name(config):
     assert llm.streamed[0].startswith('{"tool": "cannot_help"') and "tide" not in llm.streamed[0], llm.streamed
     timing = [e.detail for e in events if isinstance(e, StageTiming) and e.stage == "llm"]
     assert timing and "stopped before its reason" in timing[0]
+    await reg.close()
+
+
+async def test_an_answers_first_clause_is_spoken_before_its_sentence_is_generated(config):
+    """The first sentence of an answer is checked for claimed actions before it is spoken; a clause
+    of it that claims nothing ("The largest planet is Jupiter,") goes out as soon as it is
+    generated, so speech can start while the rest is made. A claim in the opening clause is still
+    never spoken."""
+    cfg = _cfg(config)
+    bus = EventBus()
+    reg = await ToolRegistry.create(cfg, bus)
+    llm = ScriptedLLM([{"tool": "answer", "arguments": {"text": "The largest planet is Jupiter, a gas giant. It has many moons."}},
+                       {"tool": "answer", "arguments": {"text": "Sure, I have turned on the lights for you."}}], chunk=4)
+    local = LocalController(llm, reg, bus, cfg.llm)
+    seen: list[tuple[str, str]] = []
+    async for p in local.respond("what is the largest planet", turn=1, conversation=Conversation()):
+        if isinstance(p, str):
+            seen.append((p, llm.streamed[-1]))
+    assert seen[0][0] == "The largest planet is Jupiter, " and "gas giant" not in seen[0][1], seen
+    splitter = SentenceSplitter(cfg.tts.first_clause_words)  # what the speaker makes of it: the clause is said at once
+    assert splitter.feed(seen[0][0]) == ["The largest planet is Jupiter,"]
+    assert "".join(p for p, _ in seen) == "The largest planet is Jupiter, a gas giant. It has many moons.", seen
+    pieces = [p async for p in local.respond("make it brighter in here", turn=2, conversation=Conversation())]
+    assert pieces[:-1] == [] and not pieces[-1].handled, pieces
     await reg.close()
 
 

@@ -69,6 +69,10 @@ _CLAIM = re.compile(
 )
 """A reply that claims an action (the model must call a tool for that, never just say it)."""
 
+_CLAUSE_END = re.compile(r"[,;:]\s")
+"""The end of a clause inside a sentence being generated, with the space after it that
+:class:`~assistant.speech.tts.SentenceSplitter` needs to see to split there."""
+
 _REFUSAL = re.compile(r'^\s*\{\s*"tool"\s*:\s*"cannot_help"')
 """A first step that has chosen ``cannot_help``: its reason is only logged, so generation stops at
 the name (the refusal's reason took ~20 tokens, ~350 ms on this project's 2-core machine, before
@@ -527,12 +531,22 @@ class LocalController:
                         if checking:
                             held += spoken
                             if not re.search(r"[.!?](\s|$)", held):
-                                continue
-                            checking = False
-                            if _CLAIM.search(held):
-                                claimed = True
-                                break
-                            spoken, held = held, ""
+                                # a clause ("The largest planet is Jupiter,") that claims nothing goes
+                                # out now, so the speaker can start on it (tts.first_clause_words)
+                                # while the rest of the sentence is generated; the rest is checked too
+                                cut = max((m.end() for m in _CLAUSE_END.finditer(held)), default=0)
+                                if not cut:
+                                    continue
+                                if _CLAIM.search(held[:cut]):
+                                    claimed = True
+                                    break
+                                spoken, held = held[:cut], held[cut:]
+                            else:
+                                checking = False
+                                if _CLAIM.search(held):
+                                    claimed = True
+                                    break
+                                spoken, held = held, ""
                         if not answer_started:
                             answer_started = True
                             if said:  # after earlier sentences of this turn
