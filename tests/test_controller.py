@@ -209,6 +209,28 @@ async def test_answers_decoded_without_a_grammar_are_the_same_valid_calls(config
     assert sum(a["tool"] == "answer" for a, _, _ in made[True]) >= 2, made
 
 
+async def test_a_speculation_stops_where_its_caller_needs_no_more(config):
+    """``LlmEngine.speculate(stop_when=...)``: the generation started ahead ends as soon as the text
+    made so far satisfies the caller (a refusal's name: its reason is never used), so it counts as
+    done sooner, and the request that takes it over gets exactly that text (real SmolLM2-135M)."""
+    need_test_models()
+    controller = await build_controller(_cfg(config), EventBus())
+    local = controller.router.local
+    engine = local.engine
+    try:
+        prompt = engine.render([*local.prefix_messages(), {"role": "user", "content": "What is the capital of France?"}])
+        schema = action_schema(sorted(local.registry.tools.values(), key=lambda t: t.name)[:3], local._choices(), after_tool=False)
+        whole = "".join([p async for p in engine.stream(prompt, schema=schema) if isinstance(p, str)])
+        engine.speculate(prompt, schema=schema, stop_when=lambda raw: '"arguments"' in raw)
+        await engine.speculation_done()
+        taken = [p async for p in engine.stream(prompt, schema=schema)]
+        text = "".join(p for p in taken if isinstance(p, str))
+        assert '"arguments"' in text and whole.startswith(text) and len(text) < len(whole) - 5, (text, whole)
+        assert taken[-1].preemptive_ms > 0  # the same generation, taken over
+    finally:
+        await controller.close()
+
+
 async def test_prefix_cache_makes_later_turns_cheap(config):
     need_test_models()
     bus = EventBus()

@@ -77,6 +77,8 @@ class _Generation:
     future: "asyncio.Future | None" = None
     started: float = field(default_factory=time.perf_counter)
     speculative: bool = False
+    finished_early: bool = False
+    """Stopped by its ``stop_when``: what it made is whole for its caller (not a cancelled one)."""
 
 
 ACTION_OPENING = '{"tool": "'
@@ -411,15 +413,25 @@ class LlmEngine:
         stats.total_ms = (time.perf_counter() - t0) * 1000.0
         return stats
 
-    def _start(self, prompt: str, schema: dict[str, Any] | None, max_tokens: int | None) -> "_Generation":
-        """Queue a generation on the worker thread; its pieces, then its stats (or its error), go to a queue."""
+    def _start(self, prompt: str, schema: dict[str, Any] | None, max_tokens: int | None,
+               stop_when: Callable[[str], bool] | None = None) -> "_Generation":
+        """Queue a generation on the worker thread; its pieces, then its stats (or its error), go to
+        a queue. ``stop_when`` (the text so far → stop now) ends it early."""
         loop = asyncio.get_running_loop()
         gen = _Generation(key=(prompt, json.dumps(schema, sort_keys=True), max_tokens or self.config.max_tokens))
+        made: list[str] = []
+
+        def on_text(piece: str) -> None:
+            loop.call_soon_threadsafe(gen.queue.put_nowait, piece)
+            if stop_when is not None:
+                made.append(piece)
+                if stop_when("".join(made)):
+                    gen.finished_early = True
+                    gen.stop.set()
 
         def run() -> None:
             try:
-                stats = self._generate(prompt, schema, max_tokens or self.config.max_tokens,
-                                       lambda t: loop.call_soon_threadsafe(gen.queue.put_nowait, t), gen.stop)
+                stats = self._generate(prompt, schema, max_tokens or self.config.max_tokens, on_text, gen.stop)
                 loop.call_soon_threadsafe(gen.queue.put_nowait, stats)
             except BaseException as exc:  # noqa: BLE001 - handed to the consumer
                 loop.call_soon_threadsafe(gen.queue.put_nowait, exc)
@@ -427,7 +439,8 @@ class LlmEngine:
         gen.future = loop.run_in_executor(self._pool, run)
         return gen
 
-    def speculate(self, prompt: str, *, schema: dict[str, Any] | None = None, max_tokens: int | None = None) -> None:
+    def speculate(self, prompt: str, *, schema: dict[str, Any] | None = None, max_tokens: int | None = None,
+                  stop_when: Callable[[str], bool] | None = None) -> None:
         """Start generating ``prompt`` before anyone asks for it (preemptive generation).
 
         The voice loop calls this (through the router) at a pause whose words may be the whole
@@ -437,10 +450,12 @@ class LlmEngine:
         to go on was also generation time. Any other call, or :meth:`cancel_speculation`, stops it
         at the next token. Only tokens are made ahead; acting on them (a tool call) is the
         caller's, after the request is final. The same idea as LiveKit Agents'
-        ``preemptive_generation``.
+        ``preemptive_generation``. ``stop_when`` (the text made so far → True) ends the generation
+        there: what comes after would not be used (a refusal's reason), and the speculation counts
+        as done (:meth:`speculation_done`) sooner.
         """
         self.cancel_speculation()
-        self._speculation = self._start(prompt, schema, max_tokens)
+        self._speculation = self._start(prompt, schema, max_tokens, stop_when)
         self._speculation.speculative = True
 
     def cancel_speculation(self) -> None:
@@ -469,7 +484,7 @@ class LlmEngine:
         """
         spec, self._speculation = self._speculation, None
         key = (prompt, json.dumps(schema, sort_keys=True), max_tokens or self.config.max_tokens)
-        if spec is not None and spec.key == key and not spec.stop.is_set():
+        if spec is not None and spec.key == key and (not spec.stop.is_set() or spec.finished_early):
             gen = spec
         else:
             if spec is not None:

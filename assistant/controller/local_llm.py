@@ -75,8 +75,8 @@ _CLAUSE_END = re.compile(r"[,;:]\s")
 
 _REFUSAL = re.compile(r'^\s*\{\s*"tool"\s*:\s*"cannot_help"')
 """A first step that has chosen ``cannot_help``: its reason is only logged, so generation stops at
-the name (the refusal's reason took ~20 tokens, ~350 ms on this project's 2-core machine, before
-the next tier could start)."""
+the name, in :meth:`LocalController.respond` and in a preemptive generation (the refusal's reason
+took ~20 tokens, ~350 ms on this project's 2-core machine, before the next tier could start)."""
 
 _ACTION_REQUEST = re.compile(
     r"^\s*(please\s+)?((can|could|would|will|may)\s+(i|we|you)\s+(please\s+)?(have|get|order|buy|book|make|bring|send|call|pay|reserve)\b"
@@ -469,7 +469,7 @@ class LocalController:
             return False
         tools, command, messages = opening
         schema = action_schema(tools, self._choices(), after_tool=False, allow_answer=not command)
-        self.engine.speculate(self.engine.render(messages), schema=schema)
+        self.engine.speculate(self.engine.render(messages), schema=schema, stop_when=lambda raw: _REFUSAL.match(raw) is not None)
         return True
 
     async def respond(

@@ -49,7 +49,7 @@ class ScriptedLLM:
     def close(self) -> None:
         pass
 
-    def speculate(self, prompt: str, *, schema: dict[str, Any] | None = None, max_tokens: int | None = None) -> None:
+    def speculate(self, prompt: str, *, schema: dict[str, Any] | None = None, max_tokens: int | None = None, stop_when=None) -> None:
         """Generation ahead of time changes nothing in a script (the next :meth:`stream` plays the next action)."""
 
     def cancel_speculation(self) -> None:
