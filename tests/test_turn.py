@@ -55,7 +55,9 @@ def smart_turn(session_config) -> SmartTurn:
     ("Set the kitchen light to 50%.", False), ("Set the thermostat to 21.", False), ("What do bees make?", False), ("could you make", True),
     # Whisper's stand-ins for a dangling "the" at a pause
     ("Turn on that.", True), ("Open them.", True), ("Switch off then.", True), ("Set a timer for it.", True), ("What time is it?", False),
-    ("Turn it off.", False),
+    ("Turn it off.", False), ("Close there.", True),
+    # "there" after a form of "be" is the word itself, not a stand-in: a whole question
+    ("How many planets are there?", False), ("Which lights were there?", False),
 ])
 def test_words_that_cannot_end_a_request(text, unfinished):
     assert ends_unfinished(text) is unfinished

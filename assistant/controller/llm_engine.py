@@ -373,6 +373,9 @@ class LlmEngine:
                 return stats
             t0 = time.perf_counter() - stats.total_ms / 1000.0
             on_text(name + step.written)
+            if stop.is_set():  # the caller needs no more (a speculation's stop_when), or went away
+                stats.total_ms = (time.perf_counter() - t0) * 1000.0
+                return stats
             left, prompt = max(1, max_tokens - stats.completion_tokens), prompt + ACTION_OPENING + name + step.written
             if step.free_text and self.free_text:
                 writer = JsonStringWriter(step.max_chars)

@@ -69,7 +69,9 @@ STAND_INS = frozenset("that them then there this these those".split())
 """What Whisper writes for a dangling "the" at a pause ("Turn on that.", "Open them.", "Switch off
 then.", "close there"): a transcript ending on one is taken as unfinished. None of the 358
 development requests ends on one (a wrong "unfinished" only waits for the ceiling); "it" counts
-only after a preposition ("Set a timer for it.", "turn on the lights in it"; "what time is it" ends)."""
+only after a preposition ("Set a timer for it.", "turn on the lights in it"; "what time is it" ends),
+and "there" not after a form of "be" ("How many planets are there?" ends)."""
+_BE = frozenset("is are was were isn't aren't wasn't weren't".split())
 _BEFORE_IT = frozenset("to of at by for with from into onto about in on".split())
 _VERBS = frozenset("turn switch set put make dim brighten".split())
 _WH_QUESTION = re.compile(r"^\W*(?:what|which|who|whom|how|where|when)\b", re.IGNORECASE)
@@ -119,6 +121,8 @@ def ends_unfinished(text: str) -> bool:
     last = words[-1]
     if last in DANGLING_WORDS and not (last in _VERBS and _WH_QUESTION.match(text)):
         return True
+    if last == "there" and len(words) > 1 and words[-2] in _BE:
+        return False  # "How many planets are there?", "Is there": the word itself, not a stand-in for "the"
     if last in STAND_INS or (last == "it" and len(words) > 1 and words[-2] in _BEFORE_IT):
         return True
     return bool(text.rstrip().endswith(("-", ",", "...", "…")))
