@@ -132,12 +132,13 @@ class EndOfTurn:
             verdict = self.detector.verdict(text, p, ms, completeness, alternatives)
         if verdict.reason == "unclear_request" and spec is not None:
             verdict, text = await self._heard_again(pause, spec, verdict, text)
-            settled = self.detector.by_words(text) if text else None
-            if verdict.reason == "unclear_request" and text and self.current(pause) and (settled is None or settled.reason == "unclear_request"):
-                # still nothing below the LLM understands the words, heard again: they are what the
-                # request will be if the user stops here ("What is the boiling point of water?"),
-                # so the LLM starts on them while the unsure ceiling and the final passes run
-                self._prepare(pause.index, text)
+            if verdict.reason == "unclear_request" and text and self.current(pause):
+                settled = self.detector.by_words(text)  # the words heard again may end mid-sentence
+                if settled is None or settled.reason == "unclear_request":
+                    # still nothing below the LLM understands the words, heard again: they are what the
+                    # request will be if the user stops here ("What is the boiling point of water?"),
+                    # so the LLM starts on them while the unsure ceiling and the final passes run
+                    self._prepare(pause.index, text)
         self.verdicts.append(verdict)
         self.bus.emit(StageTiming(stage="end_of_turn", ms=round((time.perf_counter() - t0) * 1000.0, 2), turn=turn,
                                   detail=f"{'finished' if verdict.finished else 'goes on'}: {verdict.reason}, p={verdict.probability:.2f}, "

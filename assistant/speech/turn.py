@@ -122,7 +122,7 @@ def ends_unfinished(text: str) -> bool:
     if last in DANGLING_WORDS and not (last in _VERBS and _WH_QUESTION.match(text)):
         return True
     if last == "there" and len(words) > 1 and words[-2] in _BE:
-        return False  # "How many planets are there?", "Is there": the word itself, not a stand-in for "the"
+        return False  # "How many planets are there?": the word itself, not a stand-in for "the"
     if last in STAND_INS or (last == "it" and len(words) > 1 and words[-2] in _BEFORE_IT):
         return True
     return bool(text.rstrip().endswith(("-", ",", "...", "…")))
