@@ -143,7 +143,7 @@ def load_text_model(config: Config, store: ModelStore, notice: Notice | None = N
     if turn_model_ref(config) is None or not ref:
         return None
     try:
-        return TextCompleteness(_resolve(store, ref, "llm", notice), threads=1)  # 38 ms a score on one thread, 33 on two: the other core is the LLM's
+        return TextCompleteness(_resolve(store, ref, "llm", notice), threads=1)  # alone: 38 ms a score on one thread, 33 on two (median of 15); the other core is the LLM's
     except ModelError as exc:
         msg = f"the turn detector judges without the text model: {exc.message}" + (f" ({exc.hint})" if exc.hint else "")
         log.warning(msg)

@@ -422,13 +422,14 @@ class LlmEngine:
         a queue. ``stop_when`` (the text so far → stop now) ends it early."""
         loop = asyncio.get_running_loop()
         gen = _Generation(key=(prompt, json.dumps(schema, sort_keys=True), max_tokens or self.config.max_tokens))
-        made: list[str] = []
+        made = ""
 
         def on_text(piece: str) -> None:
+            nonlocal made
             loop.call_soon_threadsafe(gen.queue.put_nowait, piece)
             if stop_when is not None:
-                made.append(piece)
-                if stop_when("".join(made)):
+                made += piece
+                if stop_when(made):
                     gen.finished_early = True
                     gen.stop.set()
 

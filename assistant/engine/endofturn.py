@@ -131,41 +131,47 @@ class EndOfTurn:
             p, ms = await prosody if prosody is not None else (-1.0, 0.0)
             verdict = self.detector.verdict(text, p, ms, completeness, alternatives)
         if verdict.reason == "unclear_request" and spec is not None:
-            verdict, text = await self._heard_again(pause, spec, verdict, text)
-            if verdict.reason == "unclear_request" and text and self.current(pause):
-                settled = self.detector.by_words(text)  # the words heard again may end mid-sentence
-                if settled is None or settled.reason == "unclear_request":
-                    # still nothing below the LLM understands the words, heard again: they are what the
-                    # request will be if the user stops here ("What is the boiling point of water?"),
-                    # so the LLM starts on them while the unsure ceiling and the final passes run
-                    self._prepare(pause.index, text)
+            verdict, text, settled = await self._heard_again(pause, spec, verdict, text)
+            if verdict.reason == "unclear_request" and text and self.current(pause) and (settled is None or settled.reason == "unclear_request"):
+                # still nothing below the LLM understands the words, heard again, and they do not
+                # end mid-sentence: they are what the request will be if the user stops here ("What
+                # is the boiling point of water?"), so the LLM starts on them while the unsure
+                # ceiling and the final passes run
+                self._prepare(pause.index, text)
         self.verdicts.append(verdict)
         self.bus.emit(StageTiming(stage="end_of_turn", ms=round((time.perf_counter() - t0) * 1000.0, 2), turn=turn,
                                   detail=f"{'finished' if verdict.finished else 'goes on'}: {verdict.reason}, p={verdict.probability:.2f}, "
                                          f"{'text model not asked (a template matches)' if whole else f'text {completeness:.3f}'}, smart turn {verdict.compute_ms:.0f} ms, pause {pause.index}, words {text!r}"))
         return verdict
 
-    async def _heard_again(self, pause: Pause, spec: asyncio.Future, verdict: TurnVerdict, text: str | None) -> tuple[TurnVerdict, str | None]:
+    async def _heard_again(self, pause: Pause, spec: asyncio.Future, verdict: TurnVerdict,
+                           text: str | None) -> tuple[TurnVerdict, str | None, TurnVerdict | None]:
         """Words nothing understands that may be a misheard home request are being recognised again
         with the full window (:meth:`Recognizer.full_window`, started when the short-window
         transcript came): wait for it while the user is silent, and if a tier below the LLM
         understands the new words, the turn is over (the final transcript is that one). A garbled
-        fragment heard again stays unclear, or ends where a request cannot: the first verdict stands."""
+        fragment heard again stays unclear, or ends where a request cannot: the first verdict stands.
+
+        Returns (the verdict, the words the final transcript starts from, what the words heard
+        again settle by themselves — :meth:`TurnDetector.by_words` — or None when they settle
+        nothing or were not heard again)."""
         await asyncio.sleep(0)  # the speculation's done-callback has chained the full window, or not
         full = self.recognizer.full_window(spec) if self.recognizer is not None else None
         if full is None:
-            return verdict, text
+            return verdict, text, None
         try:
             again = await asyncio.shield(full)
         except Exception:  # noqa: BLE001 - no second transcript: the first verdict stands
-            return verdict, text
+            return verdict, text, None
         if again is None or not self.current(pause):
-            return verdict, text
+            return verdict, text, None
         words = self.recognizer.text_of(again)
+        if not words:
+            return verdict, text, None
         second = self.detector.by_words(words, self._alternatives(again))
         if second is not None and second.reason == "understood":
-            return TurnVerdict(True, verdict.probability, "understood_heard_again", verdict.compute_ms), words
-        return verdict, words or text  # the words the final transcript starts from (Recognizer.final)
+            return TurnVerdict(True, verdict.probability, "understood_heard_again", verdict.compute_ms), words, second
+        return verdict, words, second  # (Recognizer.final starts from the words heard again too)
 
     def _alternatives(self, heard) -> tuple[tuple[str, float], ...]:
         """Whisper's other beam hypotheses for ``heard``, wake phrase stripped, with their
