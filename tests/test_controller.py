@@ -159,6 +159,39 @@ async def _calls_each_way(config: Config, setting: str, requests: list[str]) -> 
     return made
 
 
+async def test_a_tools_name_is_the_one_a_grammar_of_the_names_picks_greedily(config):
+    """``LlmEngine._choose_name`` picks, without a grammar over the vocabulary, the name llama.cpp's
+    grammar of the names picks at temperature 0, for answers and tools, also where one name begins
+    another ("timer" / "timer_start"), and takes no more steps (real SmolLM2-135M)."""
+    import threading
+
+    from assistant.controller.llm_engine import ACTION_OPENING, CompletionStats, JumpPlan, _Step
+
+    need_test_models()
+    controller = await build_controller(_cfg(config), EventBus())
+    local = controller.router.local
+    engine = local.engine
+    try:
+        names = sorted({*controller.registry.tools, "answer", "cannot_help", "timer"})
+        plan = JumpPlan(steps={n: _Step("", None) for n in names})
+        grammar = engine._gbnf("root ::= (" + " | ".join(json.dumps(n) for n in names) + ') "\\""')
+        picked = []
+        for request in ["What is the capital of France?", "Tell me a joke.", "Set a timer for five minutes", "Turn on the kitchen light",
+                        "Book me a flight to Paris", "Réponds en français : quelle heure est-il ?"]:
+            prompt = engine.render([*local.prefix_messages(), {"role": "user", "content": request}]) + ACTION_OPENING
+            tokens = engine.llm.tokenize(prompt.encode(), add_bos=False, special=True)
+            out = engine.llm.create_completion(tokens, max_tokens=16, temperature=0.0, grammar=grammar, repeat_penalty=1.0)
+            by_grammar = out["choices"][0]["text"].removesuffix('"')
+            stats = CompletionStats()
+            name = engine._choose_name(prompt, plan, threading.Event(), stats)
+            assert name == by_grammar, (request, name, by_grammar)
+            assert 1 <= stats.completion_tokens <= out["usage"]["completion_tokens"]
+            picked.append(name)
+        assert len(set(picked)) >= 3, picked  # answers, refusals and tools, not one name for all
+    finally:
+        await controller.close()
+
+
 async def test_jump_forward_generates_fewer_tokens_for_the_same_valid_calls(config):
     """With the fixed JSON written in, the real SmolLM2-135M picks the same tools, every call is
     schema-valid, and the same call costs at least 8 fewer generated tokens (the one-grammar
