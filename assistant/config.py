@@ -322,6 +322,10 @@ class TtsConfig(_Section):
     """Seconds of synthesised audio kept for replies said again ("Turned on the kitchen light."),
     least recently used dropped first (120 s of a 22.05 kHz voice: 5.3 MB). A reply in the cache
     plays without synthesis; 0: off."""
+    prefetch: bool = True
+    """Synthesise the first sentence of a reply the local LLM prepared at a pause (preemptive
+    generation) into that cache before the turn ends, so that it plays without synthesis when the
+    turn does end with those words (speculative synthesis; needs ``cache_s`` > 0)."""
     earcon: bool = True
     """Play a short tone the instant an utterance ends, before the reply is ready."""
     earcon_after_ms: int = Field(default=250, ge=0, le=5000)

@@ -625,27 +625,39 @@ async def test_a_question_with_home_words_heard_again_is_prepared_at_its_pause(c
     assert first_token and "(preemptive)" in first_token[0], first_token
 
 
-async def test_finished_words_whose_reply_is_prepared_end_the_turn_when_the_reply_is_made(config):
+async def test_finished_words_whose_reply_is_prepared_end_the_turn_when_the_reply_can_begin(config, tmp_path):
     """Real time: a whole question the detector judges finished, with the local LLM already making
-    its reply from the pause, ends the turn as soon as the reply is made instead of at the unsure
-    ceiling (here raised to 1,900 ms so that a busy machine's generation still comes first), and
-    the reply spoken is that generation's (real Whisper, SmolLM2-135M, Smart Turn, paced frames)."""
+    its reply from the pause, ends the turn as soon as the reply's first sentence is made instead
+    of at the unsure ceiling (here raised to 1,900 ms so that a busy machine's generation still
+    comes first); the reply spoken is that generation's, and its first sentence was synthesised
+    ahead, from the pause's words (``tts.prefetch``), not after the turn (real Whisper,
+    SmolLM2-135M, Smart Turn, Piper, paced frames; a WAV file for the sound card)."""
     from assistant.app import build_controller
+    from assistant.audio.io import WavSink
+    from assistant.events import Speak
 
     cfg = config.with_overrides({"endpoint.unsure_ceiling_ms": 1900, "endpoint.turn_ceiling_ms": 2000})
     bus = EventBus()
     events = bus.record()
     speech = await load_speech(cfg)
     controller = await build_controller(cfg, bus)
+    sink = WavSink(tmp_path / "reply.wav")
     try:
         audio = recording(0.5, "hey_jarvis.wav", 0.3, _say(speech.tts, "What is the capital of France?"), 2.5)
-        pipeline = Pipeline(cfg, speech.listener, asr=speech.asr, bus=bus, responder=controller.router, rescorer=controller.rescorer)
+        speech.tts.clear_cache()
+        pipeline = Pipeline(cfg, speech.listener, asr=speech.asr, tts=speech.tts, sink=sink, bus=bus, responder=controller.router,
+                            rescorer=controller.rescorer)
         await pipeline.run(ArraySource(audio, realtime=True))
     finally:
         await controller.close()
+        await sink.close()
     verdicts = [e.detail for e in events if isinstance(e, StageTiming) and e.stage == "end_of_turn"]
     assert any("finished: complete_sentence" in v for v in verdicts), verdicts
-    assert any("the prepared reply is made" in v for v in verdicts), verdicts
+    assert any("the prepared reply can begin" in v for v in verdicts), verdicts
+    ahead = [e.detail for e in events if isinstance(e, StageTiming) and e.stage == "tts_prefetch"]
+    said = [e.text for e in events if isinstance(e, Speak)]
+    assert ahead and said and repr(said[0])[:40] in ahead[0], (ahead, said)
+    assert speech.tts.prefetch_hits == 1 and sink.samples_written > 0  # the first sentence played from what was made ahead
     assert [e.reason for e in events if isinstance(e, SpeechEnded)] == ["end_of_turn"]
     waited = [e.ms for e in events if isinstance(e, StageTiming) and e.stage == "endpoint"]
     assert len(waited) == 1 and waited[0] < 1900, waited

@@ -277,6 +277,11 @@ class AnswerStream:
         self._pos = i
         return "".join(out)
 
+    @property
+    def done(self) -> bool:
+        """The answer's text has ended (its closing quote was read)."""
+        return self._done
+
 
 # ---------------------------------------------------------------------------- the controller
 
@@ -300,6 +305,8 @@ class LocalController:
         self._selector_key: tuple[str, ...] = ()
         self.vocabulary: dict[str, str] = {}
         """Extra words per tool for ranking (the fast path's template words, set by the assembly)."""
+        self.prepared_sentence: asyncio.Future[str | None] | None = None
+        """The first words the last :meth:`speculate` will have the speaker say (see there)."""
 
     def close(self) -> None:
         self.engine.close()
@@ -459,17 +466,51 @@ class LocalController:
         messages = [*self.prefix_messages(), *conversation.messages(), {"role": "user", "content": text}]
         return tools, command or action, messages
 
-    def speculate(self, text: str, conversation: Conversation) -> bool:
+    def speculate(self, text: str, conversation: Conversation, first_clause_words: int = 0) -> bool:
         """Start the first step of :meth:`respond` for ``text`` now (:meth:`LlmEngine.speculate`):
         the voice loop calls this (through :meth:`Router.prepare`) at a pause whose words may be the whole request. Nothing is
         acted on; a :meth:`respond` for the same text and conversation takes the generation over.
-        Returns whether a generation was started."""
+        Returns whether a generation was started.
+
+        :attr:`prepared_sentence` then resolves to the first piece the speaker will say if this
+        generation is taken over — the answer's first sentence, or its first clause of at least
+        ``first_clause_words`` words (``tts.first_clause_words``, cut as
+        :class:`~assistant.speech.tts.SentenceSplitter` cuts it) — as soon as it is made, or to
+        None when the generation ends without one (a tool call, a refusal, a claimed action,
+        stopped): the voice loop synthesises it meanwhile."""
+        from ..speech.tts import SentenceSplitter  # noqa: PLC0415
+
         opening = self._opening(text, conversation)
         if opening is None:
             return False
         tools, command, messages = opening
         schema = action_schema(tools, self._choices(), after_tool=False, allow_answer=not command)
-        self.engine.speculate(self.engine.render(messages), schema=schema, stop_when=lambda raw: _REFUSAL.match(raw) is not None)
+        loop = asyncio.get_running_loop()
+        sentence: asyncio.Future[str | None] = loop.create_future()
+        answer, splitter, found = AnswerStream(), SentenceSplitter(first_clause_words), False
+
+        def settle(value: str | None) -> None:
+            if not sentence.done():
+                sentence.set_result(value)
+
+        def watch(raw: str) -> bool:  # on the engine's worker thread, after each piece
+            nonlocal found
+            if _REFUSAL.match(raw):
+                return True  # its reason is never used: stop there
+            if not found:
+                out = splitter.feed(answer.feed(raw[len(answer.raw):]))
+                if not out and answer.done:
+                    out = splitter.flush()
+                if out:
+                    found = True
+                    loop.call_soon_threadsafe(settle, None if _CLAIM.search(out[0]) else out[0])
+            return False
+
+        self.engine.speculate(self.engine.render(messages), schema=schema, stop_when=watch)
+        done = self.engine.speculation_done()
+        if done is not None:
+            done.add_done_callback(lambda _: settle(None))
+        self.prepared_sentence = sentence
         return True
 
     async def respond(

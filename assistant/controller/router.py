@@ -189,17 +189,35 @@ class Router:
             return False
         if self.tolerant is not None and self.tolerant.match(text) is not None:
             return False
-        if not self.local.speculate(text, self.conversation):
+        if not self.local.speculate(text, self.conversation, self.config.tts.first_clause_words):
             return False
         self._prepared = (current_turn().origin, text)
         return True
 
     def prepared_reply(self) -> "asyncio.Future | None":
-        """Done when the generation :meth:`prepare` started has made its first step (the whole
-        tool call); None when none is running."""
+        """Done when the reply :meth:`prepare` started can begin: its first sentence (or first
+        clause) is made (:meth:`prepared_sentence`), or its first step has ended (the whole tool
+        call, a refusal); None when none is running."""
         if self._prepared is None or self.local is None:
             return None
-        return self.local.engine.speculation_done()
+        done, sentence = self.local.engine.speculation_done(), self.local.prepared_sentence
+        if sentence is not None and sentence.done() and sentence.result() is not None:
+            return sentence  # its first sentence is made already
+        if done is None or sentence is None or done.done() or sentence.done():
+            return done
+
+        async def first() -> None:
+            await asyncio.wait({done, sentence}, return_when=asyncio.FIRST_COMPLETED)
+
+        return asyncio.ensure_future(first())
+
+    def prepared_sentence(self) -> "asyncio.Future[str | None] | None":
+        """Resolves to the first sentence (or first clause) the reply :meth:`prepare` started will
+        say, as soon as it is made, or to None when it will say none (a tool call, a refusal);
+        None when nothing is prepared (:meth:`LocalController.speculate`)."""
+        if self._prepared is None or self.local is None:
+            return None
+        return self.local.prepared_sentence
 
     def unprepare(self) -> None:
         """Stop a generation :meth:`prepare` started (the user went on speaking); no-op without one."""

@@ -58,8 +58,8 @@ class EndOfTurn:
             speaks again in that pause.
         prepared_reply: What a prepared generation's completion can be awaited with (None: no
             generation is running). When the words of a prepared pause are judged finished, a
-            real-time turn ends as soon as the reply is made, or at the unsure ceiling if that
-            comes first (:meth:`start`).
+            real-time turn ends as soon as the reply can begin (its first sentence or the whole
+            tool call is made), or at the unsure ceiling if that comes first (:meth:`start`).
     """
 
     def __init__(self, listener: Listener, detector: TurnDetector, recognizer: Recognizer | None, bus: EventBus, words_decide: bool = True,
@@ -70,7 +70,7 @@ class EndOfTurn:
         self.unprepare = unprepare
         self.prepared_reply = prepared_reply
         self._finished_prepared: int | None = None
-        """The prepared pause whose words were judged finished (its turn may end once the reply is made)."""
+        """The prepared pause whose words were judged finished (its turn may end once the reply can begin)."""
         self._prepared_pause: int | None = None
         """The pause whose transcript :attr:`prepare` was called with (None: nothing prepared)."""
 
@@ -237,7 +237,7 @@ class EndOfTurn:
             if self._prepared_pause == pause.index and unsure_ceiling:
                 # the local LLM is generating the reply to these words already: ending the turn
                 # before it can speak gains nothing, and would cut off a speaker who goes on; it
-                # ends when the reply is made (start) or at the unsure ceiling
+                # ends when the reply can begin (start) or at the unsure ceiling
                 self._finished_prepared = pause.index
                 return self.listener.shorten_pause(cfg.unsure_ceiling_ms)
             return self.listener.end_turn()
@@ -294,7 +294,8 @@ class EndOfTurn:
         self._task = asyncio.create_task(run(), name=f"end-of-turn-{pause.index}")
 
     async def _when_reply_made(self, pause: Pause, turn: int | None) -> UtteranceEnd | None:
-        """Finished words whose reply the local LLM is making: the turn ends when the reply is made,
+        """Finished words whose reply the local LLM is making: the turn ends when the reply can begin
+        (its first sentence is made, or the whole tool call),
         if the user is still silent in ``pause`` and the unsure ceiling has not ended it already.
         The verdict alone would have ended it at the pause (what every other finished turn does);
         waiting for the reply keeps the chance that the user goes on, for no cost."""
@@ -309,7 +310,7 @@ class EndOfTurn:
         out = self.listener.end_turn()
         if out is not None:
             self.bus.emit(StageTiming(stage="end_of_turn", ms=0.0, turn=turn,
-                                      detail=f"finished at {silence} ms of silence: the prepared reply is made, pause {pause.index}"))
+                                      detail=f"finished at {silence} ms of silence: the prepared reply can begin, pause {pause.index}"))
         return out
 
     def cancel(self) -> None:

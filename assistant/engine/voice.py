@@ -160,6 +160,8 @@ class VoiceLoop:
             self.end_of_turn = EndOfTurn(listener, detector, recognizer, bus, words_decide=config.endpoint.words_decide,
                                          template_pause_ms=config.endpoint.template_pause_ms, prepare=self._prepare, unprepare=self._unprepare,
                                          prepared_reply=self._prepared_reply)
+        self._prefetch_task: asyncio.Task | None = None
+        """Synthesising the prepared reply's first sentence ahead (:meth:`_prefetch`)."""
         self._turn: _Turn | None = None
         self._turn_task: asyncio.Task | None = None
         self._answering: _Turn | None = None
@@ -326,7 +328,26 @@ class VoiceLoop:
         if prepare is None or not self.answers or self.arbiter.busy:
             return False
         with use(TurnContext(origin=self.origin, area=self.area, turn=self.current_turn)):
-            return bool(prepare(text))
+            if not prepare(text):
+                return False
+        sentence = getattr(self.arbiter.responder, "prepared_sentence", lambda: None)()
+        if sentence is not None and self.speaker.can_speak and self.config.tts.prefetch:
+            self._prefetch_task = asyncio.create_task(self._prefetch(sentence, self.current_turn), name="tts-prefetch")
+        return True
+
+    async def _prefetch(self, sentence: Awaitable[str | None], turn: int | None) -> None:
+        """Speculative synthesis: once the prepared reply's first sentence is made, synthesise it
+        into the voice's cache (:meth:`~assistant.speech.tts.SpeechSynthesizer.prefetch`), so that
+        when the turn ends and the reply is taken over, its first sound needs no synthesis. Its
+        generation and the unsure pause's wait overlap this; a user who goes on cancels it (a
+        synthesis already running finishes into the cache, ~0.1 s of one core)."""
+        text = await sentence
+        if not text or self.speaker.tts is None:
+            return
+        t0 = time.perf_counter()
+        if await asyncio.to_thread(self.speaker.tts.prefetch, text):
+            self.bus.emit(StageTiming(stage="tts_prefetch", ms=round((time.perf_counter() - t0) * 1000.0, 2), turn=turn,
+                                      detail=f"the prepared reply's first words synthesised ahead: {text[:60]!r}"))
 
     def _prepared_reply(self) -> Awaitable | None:
         """The prepared generation's completion (:meth:`~assistant.controller.router.Router.prepared_reply`), or None."""
@@ -334,6 +355,9 @@ class VoiceLoop:
         return prepared() if prepared is not None else None
 
     def _unprepare(self) -> None:
+        if self._prefetch_task is not None:
+            self._prefetch_task.cancel()
+            self._prefetch_task = None
         unprepare = getattr(self.arbiter.responder, "unprepare", None)
         if unprepare is not None:
             unprepare()

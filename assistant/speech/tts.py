@@ -146,36 +146,79 @@ class SpeechSynthesizer:
 
             self._cache = LRUCache(maxsize=int(config.cache_s * self.sample_rate), getsizeof=lambda parts: sum(p.shape[0] for p in parts) or 1)
         self._cache_lock = threading.Lock()
+        self._making: dict[str, threading.Event] = {}
+        """Cacheable texts being synthesised now (set when their audio is cached, or failed)."""
         self.cache_hits = 0
         """Texts served from the cache."""
+        self.prefetch_hits = 0
+        """Texts served from the cache that :meth:`prefetch` put there."""
+        self._prefetched: set[str] = set()
 
     def synthesize(self, text: str) -> Iterator[np.ndarray]:
         """Mono int16 audio at :attr:`sample_rate`, one array per sentence of ``text`` (from the
-        cache when ``text`` was said before). Thread-safe."""
+        cache when ``text`` was said before or :meth:`prefetch` made it; a synthesis of the same
+        text under way in another thread is waited for, not repeated). Thread-safe."""
         cacheable = self._cache is not None and len(text) <= CACHE_MAX_CHARS
-        if cacheable:
+        making = threading.Event()
+        while cacheable:
             with self._cache_lock:
                 parts = self._cache.get(text)
-                self.cache_hits += parts is not None
+                other = self._making.get(text) if parts is None else None
+                if parts is not None:
+                    self.cache_hits += 1
+                    if text in self._prefetched:
+                        self._prefetched.discard(text)
+                        self.prefetch_hits += 1
+                elif other is None:
+                    self._making[text] = making
             if parts is not None:
                 yield from parts
                 return
+            if other is None:
+                break
+            other.wait()  # the same text is being made in another thread: its audio will be cached
         made = []
-        for chunk in self._voice.synthesize(text, self._syn):
-            audio = to_int16(chunk.audio_float_array)
-            audio.flags.writeable = False  # shared with later hits
-            made.append(audio)
-            yield audio
-        if cacheable and made:
-            with self._cache_lock:
-                with contextlib.suppress(ValueError):  # longer than the whole cache
-                    self._cache[text] = tuple(made)
+        try:
+            for chunk in self._voice.synthesize(text, self._syn):
+                audio = to_int16(chunk.audio_float_array)
+                audio.flags.writeable = False  # shared with later hits
+                made.append(audio)
+                yield audio
+            if cacheable and made:
+                with self._cache_lock:
+                    with contextlib.suppress(ValueError):  # longer than the whole cache
+                        self._cache[text] = tuple(made)
+        finally:
+            if cacheable:
+                with self._cache_lock:
+                    if self._making.get(text) is making:
+                        del self._making[text]
+                making.set()
+
+    def prefetch(self, text: str) -> bool:
+        """Synthesise ``text`` into the cache now, so that saying it later costs no synthesis
+        (speculative synthesis: the first sentence of a reply the local LLM prepared before the
+        user's turn ended, :class:`~assistant.engine.voice.VoiceLoop`). Blocking; thread-safe; a
+        :meth:`synthesize` of the same text meanwhile waits for this one. Returns False (nothing
+        done) when the cache is off or the text is longer than :data:`CACHE_MAX_CHARS`."""
+        if self._cache is None or not text or len(text) > CACHE_MAX_CHARS:
+            return False
+        with self._cache_lock:
+            if text in self._cache or text in self._making:
+                return True
+            if len(self._prefetched) >= 16:
+                self._prefetched.clear()
+            self._prefetched.add(text)
+        for _ in self.synthesize(text):
+            pass
+        return True
 
     def clear_cache(self) -> None:
         """Forget every cached reply (benchmarks measure synthesis from cold)."""
         if self._cache is not None:
             with self._cache_lock:
                 self._cache.clear()
+                self._prefetched.clear()
 
     def synthesize_all(self, text: str) -> tuple[np.ndarray, float]:
         """The whole text as one array, and the ms until the first sentence's audio was ready."""
