@@ -28,7 +28,8 @@ def table(r: dict[str, Any]) -> str:
         if route in ("cutoffs", "method"):
             continue
         rows.append((f"turn {route}: last voiced frame → reply heard", f"p50 {_g(e, 'ours_ms', 'p50')} ms, p95 {_g(e, 'ours_ms', 'p95')} ms (n={_g(e, 'ours_ms', 'n')}); "
-                     f"earcon in {_g(e, 'earcon_ms', 'n')} turns, p50 {_g(e, 'earcon_ms', 'p50')} ms; waited for the ceiling in {e.get('ceiling_waits', '-')}, ended at the unsure ceiling in {e.get('unsure_pause_ends', '-')}"))
+                     f"earcon in {_g(e, 'earcon_ms', 'n')} turns, p50 {_g(e, 'earcon_ms', 'p50')} ms; waited for the ceiling in {e.get('ceiling_waits', '-')}, ended at the unsure ceiling in {e.get('unsure_pause_ends', '-')}; "
+                     f"first sentence synthesised ahead (tts.prefetch) in {e.get('first_words_synthesised_ahead', '-')}"))
         rows.append((f"turn {route}: sequential 700 ms baseline", f"p50 {_g(e, 'naive_ms', 'p50')} ms, p95 {_g(e, 'naive_ms', 'p95')} ms → baseline/ours = {e.get('ratio_naive_over_ours_p50')}x"))
         if e.get("ours_said_before_ms", {}).get("n"):
             rows.append((f"turn {route}: the same, reply said before (cached)", f"p50 {_g(e, 'ours_said_before_ms', 'p50')} ms, p95 {_g(e, 'ours_said_before_ms', 'p95')} ms (n={_g(e, 'ours_said_before_ms', 'n')})"))

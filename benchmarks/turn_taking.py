@@ -9,8 +9,11 @@ window within 35 dB of its loudest) and stops when the **first sample of the spo
 heard**: the sink models a sound card that plays what it is given in order at its sample rate, so
 an earcon played first delays the reply by its length, as it would on a device. Per route (fast
 path, local LLM, refused), p50 and p95. Every reply is synthesised from cold (the cache of replies
-said before is cleared before each run of either pipeline); ``ours_said_before_ms`` is the fast
-path again for requests whose reply was said once before (cached), counted only when it was.
+said before is cleared before each run of either pipeline; the first sentence of a reply the local
+LLM prepared at a pause may be synthesised before the turn ends, from that turn's own words —
+``tts.prefetch``, the product's behaviour, counted as ``first_words_synthesised_ahead``);
+``ours_said_before_ms`` is the fast path again for requests whose reply was said once before
+(cached), counted only when it was.
 
 The **baseline** is the sequential pipeline a competent engineer would write with the same models:
 the same wake stage, endpointing on a fixed 700 ms of webrtcvad silence (Home Assistant's default),
@@ -353,10 +356,12 @@ def bench_turn(ctx) -> None:
     tts = ctx.speech.tts
     for t in turns:
         tts.clear_cache()  # every reply synthesised from cold, in both pipelines
+        ahead = tts.prefetch_hits
         earcon_ms, reply_ms, route, stages, ended = asyncio.run(ours(ctx, t))
+        ahead = tts.prefetch_hits > ahead  # its first sentence came from the synthesis started on the words at a pause
         tts.clear_cache()
         base_ms, base_route = asyncio.run(naive(ctx, t))
-        r = per.setdefault(t.route, {"ours": [], "earcon": [], "naive": [], "routes": [], "naive_routes": [], "stages": [], "missed": [], "ceiling": [], "unsure": []})
+        r = per.setdefault(t.route, {"ours": [], "earcon": [], "naive": [], "routes": [], "naive_routes": [], "stages": [], "missed": [], "ceiling": [], "unsure": [], "ahead": []})
         if reply_ms is not None:
             r["ours"].append(reply_ms)
         else:
@@ -370,6 +375,7 @@ def bench_turn(ctx) -> None:
         r["stages"].append(stages)
         r["ceiling"].append(ended == "silence")
         r["unsure"].append(ended == "unsure_pause")
+        r["ahead"].append(ahead)
     out: dict[str, Any] = {}
     for route, r in per.items():
         s_ours, s_naive = stats(r["ours"]), stats(r["naive"])
@@ -382,6 +388,7 @@ def bench_turn(ctx) -> None:
             "no_reply": r["missed"],
             "ceiling_waits": f"{sum(r['ceiling'])}/{len(r['ceiling'])}",
             "unsure_pause_ends": f"{sum(r['unsure'])}/{len(r['unsure'])}",
+            "first_words_synthesised_ahead": f"{sum(r['ahead'])}/{len(r['ahead'])}",
             "stages_ms": {k: stats([s[k] for s in r["stages"] if k in s]) for k in keys},
         }
     repeat = []
