@@ -333,6 +333,43 @@ def test_a_reply_said_again_is_not_synthesised_again(config):
     assert off.cache_hits == 0
 
 
+def test_a_reply_synthesised_ahead_is_not_synthesised_again(config):
+    """``SpeechSynthesizer.prefetch`` (speculative synthesis): the text's audio is made once; a
+    ``synthesize`` of the same text while it is being made waits for it instead of making it again,
+    and is counted as a prefetch hit; a text too long for the cache, or a cache of 0 s, is not
+    prefetched (real Piper voice)."""
+    import threading
+
+    tts = load_tts(config.with_overrides({"tts.cache_s": 30.0}), model_store(config))
+    made: list[str] = []
+    real = tts._voice.synthesize
+    started, release = threading.Event(), threading.Event()
+
+    def counting(text, syn):  # Piper itself, held until the second request has come
+        made.append(text)
+        started.set()
+        release.wait(10)
+        yield from real(text, syn)
+
+    tts._voice.synthesize = counting
+    text = "The largest planet is Jupiter,"
+    ahead = threading.Thread(target=tts.prefetch, args=(text,))
+    ahead.start()
+    assert started.wait(10)
+    spoken: list = []
+    speaking = threading.Thread(target=lambda: spoken.extend(tts.synthesize(text)))
+    speaking.start()
+    speaking.join(0.3)  # it waits for the prefetch
+    release.set()
+    ahead.join()
+    speaking.join()
+    assert made == [text] and spoken and tts.prefetch_hits == 1
+    assert list(tts.synthesize(text))[0] is spoken[0] and made == [text]
+    assert not tts.prefetch("word " * 40) and made == [text]
+    off = load_tts(config.with_overrides({"tts.cache_s": 0}), model_store(config))
+    assert not off.prefetch(text)
+
+
 def test_sampling_noise_is_a_setting(config):
     """With piper's sampling noise off (the tests' setting) a text is the same audio each time; with
     the voice's own noise each synthesis differs (the cache is off, so each is synthesised)."""

@@ -345,7 +345,12 @@ class VoiceLoop:
         if not text or self.speaker.tts is None:
             return
         t0 = time.perf_counter()
-        if await asyncio.to_thread(self.speaker.tts.prefetch, text):
+        try:
+            made = await asyncio.to_thread(self.speaker.tts.prefetch, text)
+        except Exception as exc:  # noqa: BLE001 - the reply's own synthesis will try again and report it
+            log.warning("synthesising the prepared reply ahead failed: %s: %s", type(exc).__name__, exc)
+            return
+        if made:
             self.bus.emit(StageTiming(stage="tts_prefetch", ms=round((time.perf_counter() - t0) * 1000.0, 2), turn=turn,
                                       detail=f"the prepared reply's first words synthesised ahead: {text[:60]!r}"))
 
