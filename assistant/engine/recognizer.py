@@ -89,6 +89,8 @@ class Recognizer:
         self._spec_busy: asyncio.Future | None = None
         self._full: tuple[asyncio.Future, asyncio.Future] | None = None
         """(speculation, its full-window recognition), started as soon as nothing understood it."""
+        self._paused_bias: tuple[asyncio.Future, str, str, float, str] | None = None
+        """(speculation, words, choice, ms, what it heard) of the name-biased pass run in its pause."""
         self._partial_task: asyncio.Task | None = None
         self._partial_at = 0
 
@@ -168,11 +170,26 @@ class Recognizer:
     def _full_if_worth_it(self, audio: np.ndarray, first: AsrResult, spec: asyncio.Future) -> AsrResult | None:
         """Blocking: the full-window recognition of ``audio``, or None when it is not worth it
         (:meth:`_worth_hearing_again`), ``first`` ends mid-sentence ("turn on the": the user goes on),
-        or the user spoke again."""
+        or the user spoke again.
+
+        When the full window's words are still not understood, the name-biased pass
+        (:meth:`second_pass`) runs next, still in the pause, and the result carries its choice:
+        the turn detector can end the turn on the repaired words at once ("Turn off the best
+        land." → "turn off the best lamp" → "Turn off the desk lamp."), instead of the turn
+        waiting for a ceiling and then for the pass (:meth:`final` reuses it)."""
         text = self.text_of(first)
         if not text or ends_unfinished(text) or self._spec_task() is not spec or not self._worth_hearing_again(first):
             return None
-        return self.asr.transcribe(audio, window_s=FULL_WINDOW_S)
+        again = self.asr.transcribe(audio, window_s=FULL_WINDOW_S)
+        words = self.text_of(again)
+        if self._spec_task() is not spec or not words:
+            return again
+        t0 = time.perf_counter()
+        biased = self._biased(words, audio)
+        if biased is None:
+            return again
+        self._paused_bias = (spec, words, biased[0], round((time.perf_counter() - t0) * 1000.0, 2), biased[1])
+        return again if biased[0] == words else dataclasses.replace(again, text=biased[0])
 
     def _worth_hearing_again(self, first: AsrResult) -> bool:
         """Blocking: whether a short-window result may be a misheard request the full window would fix."""
@@ -213,6 +230,7 @@ class Recognizer:
         """Forget speculation and partials (a new utterance)."""
         self._spec = None
         self._full = None
+        self._paused_bias = None
         self._partial_at = 0
 
     # ------------------------------------------------------------------ the end of the utterance
@@ -242,7 +260,9 @@ class Recognizer:
             f"{result.audio_s:.2f} s audio, {result.window_s:g} s window")))
         first = result
         result = await self._hear_again(result, utt.audio, turn, full)
-        text = await self.second_pass(strip_wake_phrase(result.text, self.wake_phrases), utt.audio, turn)
+        bias, self._paused_bias = self._paused_bias, None  # (set by the full window's thread before ``full`` resolved)
+        paused = bias[1:] if bias is not None and full is not None and spec is not None and bias[0] is spec[1] else None
+        text = await self.second_pass(strip_wake_phrase(result.text, self.wake_phrases), utt.audio, turn, paused)
         if self.rescorer is not None and text and not await asyncio.to_thread(self.rescorer.understands, text):
             chosen = await asyncio.to_thread(self.choose_hypothesis, first)
             if chosen is not first:
@@ -319,8 +339,12 @@ class Recognizer:
             how = "after the pause"
         if again is None:
             return result
+        heard = self.text_of(again)
+        bias = self._paused_bias
+        if started is not None and bias is not None and bias[2] == heard:
+            heard = bias[1]  # the full window's own words (the name-biased pass in the pause chose ``again``'s)
         self.bus.emit(StageTiming(stage="asr_full_window", ms=round((time.perf_counter() - t0) * 1000.0, 2), turn=turn,
-                                  detail=f"{how}: {first!r} not understood -> {self.text_of(again)!r}"))
+                                  detail=f"{how}: {first!r} not understood -> {heard!r}"))
         return again
 
     def heard(self, audio: np.ndarray, text: str, result: AsrResult) -> Callable[[], Awaitable[float]]:
@@ -345,19 +369,36 @@ class Recognizer:
         result = await asyncio.to_thread(self.asr.transcribe, audio)
         return strip_wake_phrase(result.text, self.wake_phrases)
 
-    async def second_pass(self, text: str, audio: np.ndarray, turn: int | None) -> str:
+    async def second_pass(self, text: str, audio: np.ndarray, turn: int | None,
+                          at_pause: tuple[str, str, float, str] | None = None) -> str:
         """Nobody understood ``text`` (recognised with the full window) and it is worth hearing again:
         recognise it biased with the few names it may have meant, keeping the new transcript only
-        if it is understood (:mod:`assistant.controller.rescore`)."""
-        if self.rescorer is None or not self.config.bias_to_tools or not text:
-            return text
-        names = await asyncio.to_thread(self.rescorer.names_for, text)
-        if not names:
-            return text
+        if it is understood (:mod:`assistant.controller.rescore`).
+
+        ``at_pause``: (the words it was run on, its choice, ms, what it heard) when the pass ran
+        already in the pause (:meth:`_full_if_worth_it`): if it ran on ``text`` or chose ``text``,
+        its choice is taken without running it again (its timing is reported with "at the pause")."""
+        if at_pause is not None and text in (at_pause[0], at_pause[1]):
+            self.bus.emit(StageTiming(stage="asr_second_pass", ms=0.0, turn=turn, detail=f"at the pause ({at_pause[2]:.0f} ms), {at_pause[3]}"))
+            return at_pause[1]
         t0 = time.perf_counter()
-        result = await asyncio.to_thread(self.asr.transcribe, audio, hotwords=list(names))
+        biased = await asyncio.to_thread(self._biased, text, audio)
+        if biased is None:
+            return text
+        self.bus.emit(StageTiming(stage="asr_second_pass", ms=round((time.perf_counter() - t0) * 1000.0, 2), turn=turn, detail=biased[1]))
+        return biased[0]
+
+    def _biased(self, text: str, audio: np.ndarray) -> tuple[str, str] | None:
+        """Blocking: the name-biased recognition of ``audio`` for ``text`` (:meth:`second_pass`):
+        (the transcript chosen, what the pass heard and whether it was kept), or None when it does
+        not run (off, no words, or no names worth favouring: ``text`` is understood or not worth
+        hearing again)."""
+        if self.rescorer is None or not self.config.bias_to_tools or not text:
+            return None
+        names = self.rescorer.names_for(text)
+        if not names:
+            return None
+        result = self.asr.transcribe(audio, hotwords=list(names))
         second = strip_wake_phrase(result.text, self.wake_phrases)
-        chosen = await asyncio.to_thread(self.rescorer.choose, text, second)
-        self.bus.emit(StageTiming(stage="asr_second_pass", ms=round((time.perf_counter() - t0) * 1000.0, 2), turn=turn,
-                                  detail=f"{'kept' if chosen == second else 'dropped'}: {second!r} (biased with {len(names)} names)"))
-        return chosen
+        chosen = self.rescorer.choose(text, second)
+        return chosen, f"{'kept' if chosen == second else 'dropped'}: {second!r} (biased with {len(names)} names)"
