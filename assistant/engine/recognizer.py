@@ -42,7 +42,7 @@ from ..speech.turn import ends_unfinished
 if TYPE_CHECKING:
     from ..speech.endpoint import Endpointer
 
-__all__ = ["Recognizer", "Rescorer"]
+__all__ = ["BiasedPass", "Recognizer", "Rescorer"]
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,22 @@ class Rescorer(Protocol):
     def repairs(self, heard: str, candidate: str) -> bool: ...
 
 
+@dataclasses.dataclass(frozen=True)
+class BiasedPass:
+    """The name-biased pass (:meth:`Recognizer.second_pass`) as run in a pause, after the full window."""
+
+    spec: asyncio.Future
+    """The speculation whose full-window words it was run on."""
+    words: str
+    """Those words (wake phrase stripped)."""
+    chosen: str
+    """What it chose: its own transcript, or ``words`` when that was not understood."""
+    ms: float
+    """Its compute time."""
+    detail: str
+    """What it heard and whether it was kept."""
+
+
 class Recognizer:
     """Whisper for one voice loop.
 
@@ -89,8 +105,8 @@ class Recognizer:
         self._spec_busy: asyncio.Future | None = None
         self._full: tuple[asyncio.Future, asyncio.Future] | None = None
         """(speculation, its full-window recognition), started as soon as nothing understood it."""
-        self._paused_bias: tuple[asyncio.Future, str, str, float, str] | None = None
-        """(speculation, words, choice, ms, what it heard) of the name-biased pass run in its pause."""
+        self._paused_bias: BiasedPass | None = None
+        """The name-biased pass last run in a pause (written by the full window's thread before its future resolves)."""
         self._partial_task: asyncio.Task | None = None
         self._partial_at = 0
 
@@ -188,7 +204,7 @@ class Recognizer:
         biased = self._biased(words, audio)
         if biased is None:
             return again
-        self._paused_bias = (spec, words, biased[0], round((time.perf_counter() - t0) * 1000.0, 2), biased[1])
+        self._paused_bias = BiasedPass(spec, words, biased[0], round((time.perf_counter() - t0) * 1000.0, 2), biased[1])
         return again if biased[0] == words else dataclasses.replace(again, text=biased[0])
 
     def _worth_hearing_again(self, first: AsrResult) -> bool:
@@ -259,9 +275,9 @@ class Recognizer:
             f"{'speculative, ' if spec is not None else ''}compute {result.compute_ms:.0f} ms, rtf {result.real_time_factor:.3f}, "
             f"{result.audio_s:.2f} s audio, {result.window_s:g} s window")))
         first = result
-        result = await self._hear_again(result, utt.audio, turn, full)
-        bias, self._paused_bias = self._paused_bias, None  # (set by the full window's thread before ``full`` resolved)
-        paused = bias[1:] if bias is not None and full is not None and spec is not None and bias[0] is spec[1] else None
+        result = await self._hear_again(result, utt.audio, turn, full, spec[1] if spec is not None else None)
+        paused = self._paused_for(spec[1]) if spec is not None and full is not None else None
+        self._paused_bias = None
         text = await self.second_pass(strip_wake_phrase(result.text, self.wake_phrases), utt.audio, turn, paused)
         if self.rescorer is not None and text and not await asyncio.to_thread(self.rescorer.understands, text):
             chosen = await asyncio.to_thread(self.choose_hypothesis, first)
@@ -322,7 +338,14 @@ class Recognizer:
         gap, stripped = min((scores[0] - score, stripped) for (_, stripped), score in zip(candidates, scores[1:]))
         return (stripped, gap) if gap <= margin else None
 
-    async def _hear_again(self, result: AsrResult, audio: np.ndarray, turn: int | None, started: asyncio.Future | None = None) -> AsrResult:
+    def _paused_for(self, spec: asyncio.Future | None) -> BiasedPass | None:
+        """The name-biased pass run in the pause of the speculation ``spec``, if one was (read it
+        after that speculation's full-window future has resolved)."""
+        bias = self._paused_bias
+        return bias if bias is not None and spec is not None and bias.spec is spec else None
+
+    async def _hear_again(self, result: AsrResult, audio: np.ndarray, turn: int | None, started: asyncio.Future | None = None,
+                          spec: asyncio.Future | None = None) -> AsrResult:
         """``result``, or the full-window recognition of ``audio`` when ``result`` came from the short
         window and is worth hearing again: ``started`` if the pause already began it, else now.
 
@@ -340,9 +363,9 @@ class Recognizer:
         if again is None:
             return result
         heard = self.text_of(again)
-        bias = self._paused_bias
-        if started is not None and bias is not None and bias[2] == heard:
-            heard = bias[1]  # the full window's own words (the name-biased pass in the pause chose ``again``'s)
+        bias = self._paused_for(spec) if started is not None else None
+        if bias is not None and bias.chosen == heard:
+            heard = bias.words  # the full window's own words (the name-biased pass in the pause chose ``again``'s)
         self.bus.emit(StageTiming(stage="asr_full_window", ms=round((time.perf_counter() - t0) * 1000.0, 2), turn=turn,
                                   detail=f"{how}: {first!r} not understood -> {heard!r}"))
         return again
@@ -370,17 +393,16 @@ class Recognizer:
         return strip_wake_phrase(result.text, self.wake_phrases)
 
     async def second_pass(self, text: str, audio: np.ndarray, turn: int | None,
-                          at_pause: tuple[str, str, float, str] | None = None) -> str:
+                          at_pause: BiasedPass | None = None) -> str:
         """Nobody understood ``text`` (recognised with the full window) and it is worth hearing again:
         recognise it biased with the few names it may have meant, keeping the new transcript only
         if it is understood (:mod:`assistant.controller.rescore`).
 
-        ``at_pause``: (the words it was run on, its choice, ms, what it heard) when the pass ran
-        already in the pause (:meth:`_full_if_worth_it`): if it ran on ``text`` or chose ``text``,
+        ``at_pause``: the pass when it ran already in the pause (:meth:`_full_if_worth_it`): if it ran on ``text`` or chose ``text``,
         its choice is taken without running it again (its timing is reported with "at the pause")."""
-        if at_pause is not None and text in (at_pause[0], at_pause[1]):
-            self.bus.emit(StageTiming(stage="asr_second_pass", ms=0.0, turn=turn, detail=f"at the pause ({at_pause[2]:.0f} ms), {at_pause[3]}"))
-            return at_pause[1]
+        if at_pause is not None and text in (at_pause.words, at_pause.chosen):
+            self.bus.emit(StageTiming(stage="asr_second_pass", ms=0.0, turn=turn, detail=f"at the pause ({at_pause.ms:.0f} ms), {at_pause.detail}"))
+            return at_pause.chosen
         t0 = time.perf_counter()
         biased = await asyncio.to_thread(self._biased, text, audio)
         if biased is None:
