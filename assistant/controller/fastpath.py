@@ -12,8 +12,10 @@ matches, so the router can hand the request to the LLM.
 
 from __future__ import annotations
 
+import collections
 import logging
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, get_origin
@@ -136,8 +138,43 @@ class FastPath:
         self.words = words_in(data, keys=False, skip=frozenset(("responses", "metadata")))
         """Every word the templates, their lists and expansion rules can say (not the responses)."""
         self.slot_lists: dict[str, Any] = {}
+        self._recognised: collections.OrderedDict[tuple, Any] = collections.OrderedDict()
+        """hassil's answer per (sentence, intent context), for the slot lists in force (:meth:`match`)."""
+        self._recognised_lock = threading.Lock()
         self.refresh()
         self.match("turn on the light")  # hassil compiles lazily: pay that at start-up, not on the first request
+
+    # ------------------------------------------------------------------ hassil, remembered
+
+    RECOGNISED_KEPT = 256
+    """Sentences whose hassil answer is kept (the most recently used)."""
+
+    def _recognise(self, clean: str, context: dict[str, Any]):
+        """hassil's best recognition of ``clean`` in ``context`` (None: no template matches),
+        remembered for the slot lists in force. One spoken request is matched several times within
+        a few hundred ms — the turn detector at the pause, the final transcript's checks, the
+        router — at 5-10 ms each on a Pi-class core (hassil over Home Assistant's ~3,000 English
+        sentences); the answer depends only on the sentence, the context and the slot lists."""
+        key = (clean, tuple(sorted((k, repr(v)) for k, v in context.items())))
+        with self._recognised_lock:
+            if key in self._recognised:
+                self._recognised.move_to_end(key)
+                return self._recognised[key]
+            lists = self.slot_lists
+        result = self._hassil.recognize_best(
+            clean, self.intents, slot_lists=lists, intent_context=context,
+            language=self.language, best_metadata_key="plugin", best_slot_name="name",
+        )
+        with self._recognised_lock:
+            if lists is self.slot_lists:  # not refreshed meanwhile
+                self._recognised[key] = result
+                while len(self._recognised) > self.RECOGNISED_KEPT:
+                    self._recognised.popitem(last=False)
+        return result
+
+    def _forget_recognised(self) -> None:
+        with self._recognised_lock:
+            self._recognised.clear()
 
     # ------------------------------------------------------------------ plugin templates
 
@@ -190,6 +227,7 @@ class FastPath:
         home = self.registry.service("home")
         if home is None:  # no home plugin: Home Assistant's templates find no names
             self.slot_lists = {k: TextSlotList.from_strings([], allow_template=False) for k in ("area", "floor", "name")}
+            self._forget_recognised()  # after the new lists are in force (a match in flight checks which lists it used)
             return
         snap = home.snapshot()
         names = []
@@ -201,6 +239,7 @@ class FastPath:
             "floor": TextSlotList.from_strings([n for f in snap.floors for n in (f.name, *f.aliases)], allow_template=False),
             "name": TextSlotList.from_tuples(names, allow_template=False),
         }
+        self._forget_recognised()
 
     # ------------------------------------------------------------------ matching
 
@@ -238,10 +277,7 @@ class FastPath:
         clean = text.strip()
         if not clean:
             return None
-        result = self._hassil.recognize_best(
-            clean, self.intents, slot_lists=self.slot_lists, intent_context=context,
-            language=self.language, best_metadata_key="plugin", best_slot_name="name",
-        )
+        result = self._recognise(clean, context)
         ms = (time.perf_counter() - t0) * 1000.0
         if result is None:
             return None
