@@ -312,6 +312,11 @@ class TtsConfig(_Section):
     noise_w_scale: float | None = Field(default=None, ge=0.0, le=2.0)
     """Piper's sampling noise on phoneme durations (VITS ``noise_w``); None = the voice's own (0.8)."""
     volume: float = Field(default=1.0, gt=0.0, le=4.0)
+    stream: bool = True
+    """Decode each sentence in pieces and hand out its first ~0.28 s as soon as it is made, while
+    the rest is decoded (:mod:`assistant.speech.piper_stream`; needs the ``onnx`` package and a
+    single-speaker voice, else whole sentences). Each sentence is then scaled by one gain per voice
+    instead of piper's per-sentence peak normalisation. False: piper's whole sentences."""
     sentence_pause_ms: int = Field(default=150, ge=0, le=2000)
     """Silence between sentences of a reply."""
     first_clause_words: int = Field(default=3, ge=0, le=50)

@@ -187,6 +187,9 @@ class CardSink:
     """(instant its first sample is heard, samples, is the earcon) per chunk played."""
     sample_rate: int | None = None
     _busy_until: float = 0.0
+    gaps: list[float] = field(default_factory=list)
+    """Silences, ms, in which the card ran dry after the reply had started (an underrun: the next
+    piece of a sentence, or the next sentence, came after the one before had finished playing)."""
 
     async def play(self, samples: np.ndarray, rate: int) -> None:
         from assistant.speech.tts import earcon
@@ -194,7 +197,10 @@ class CardSink:
         now = time.monotonic()
         start = max(now, self._busy_until)
         tone = earcon(rate)
-        self.heard.append((start, len(samples), len(samples) == len(tone) and bool(np.array_equal(samples, tone))))
+        is_tone = len(samples) == len(tone) and bool(np.array_equal(samples, tone))
+        if not is_tone and any(not h[2] for h in self.heard) and now > self._busy_until:
+            self.gaps.append((now - self._busy_until) * 1000.0)
+        self.heard.append((start, len(samples), is_tone))
         self._busy_until = start + len(samples) / rate
 
     async def drain(self) -> None:
@@ -246,6 +252,7 @@ async def ours(ctx, turn: Turn) -> tuple[float | None, float | None, str, dict[s
         if isinstance(e, StageTiming):
             stages[e.stage] = stages.get(e.stage, 0.0) + e.ms
     ended = next((e.reason for e in events if isinstance(e, SpeechEnded)), None)  # "silence": the ceiling, no verdict ended it
+    stages["reply_gaps"] = float(len(sink.gaps))
     return earcon_ms, reply_ms, _route_of(events), stages, ended
 
 
@@ -379,7 +386,7 @@ def bench_turn(ctx) -> None:
     out: dict[str, Any] = {}
     for route, r in per.items():
         s_ours, s_naive = stats(r["ours"]), stats(r["naive"])
-        keys = sorted({k for s in r["stages"] for k in s})
+        keys = sorted({k for s in r["stages"] for k in s} - {"reply_gaps"})
         out[route] = {
             "ours_ms": s_ours, "earcon_ms": stats(r["earcon"]), "naive_ms": s_naive,
             "ratio_naive_over_ours_p50": round(s_naive["p50"] / s_ours["p50"], 2) if s_ours.get("p50") and s_naive.get("p50") else None,
@@ -389,6 +396,7 @@ def bench_turn(ctx) -> None:
             "ceiling_waits": f"{sum(r['ceiling'])}/{len(r['ceiling'])}",
             "unsure_pause_ends": f"{sum(r['unsure'])}/{len(r['unsure'])}",
             "first_words_synthesised_ahead": f"{sum(r['ahead'])}/{len(r['ahead'])}",
+            "replies_with_a_gap": f"{sum(1 for s in r['stages'] if s.get('reply_gaps'))}/{len(r['stages'])}",
             "stages_ms": {k: stats([s[k] for s in r["stages"] if k in s]) for k in keys},
         }
     repeat = []

@@ -287,14 +287,62 @@ def test_a_streamed_reply_starts_at_its_first_clause():
     assert off.feed("The largest planet is Jupiter, which") == []
 
 
-def test_tts_speaks_each_sentence_with_plausible_duration(tts):
+def test_tts_speaks_each_sentence_with_plausible_duration(tts, config):
+    """Streamed (the default), each sentence comes in pieces, its first ~0.28 s first; piper's
+    whole-sentence path (``tts.stream = false``) gives one array per sentence."""
+    from assistant.speech.piper_stream import FIRST_FRAMES
+
     text = "The living room lamp is on. The kitchen is at twenty one degrees. Your timer has five minutes left."
     chunks = list(tts.synthesize(text))
-    assert len(chunks) == 3
+    assert tts.streamed and len(chunks) > 3 and chunks[0].shape[0] == FIRST_FRAMES * 256
     seconds = sum(c.shape[0] for c in chunks) / tts.sample_rate
     words = len(text.split())
     assert 1.5 < words / seconds < 4.5  # people speak about 2.5 words per second
     assert tts.sample_rate == 22050
+    whole = load_tts(config.with_overrides({"tts.stream": False, "tts.cache_s": 0}), model_store(config))
+    assert not whole.streamed and len(list(whole.synthesize(text))) == 3
+
+
+def test_a_streamed_sentence_is_exactly_the_audio_the_whole_sentence_decodes_to(tts):
+    """The voice cut at its decoder: ``z`` decoded in pieces, each with 16 frames of context on
+    either side, joins into the samples the decoder gives for the whole of ``z`` (a long sentence,
+    several pieces); the first piece is FIRST_FRAMES frames."""
+    from assistant.speech.piper_stream import FIRST_FRAMES
+
+    split, voice = tts._split, tts._voice
+    ids = voice.phonemes_to_ids(voice.phonemize("The weather today is mild with a light breeze from the west, and dry until the evening.")[0])
+    z = split.latent(ids, (0.0, 1.0, 0.0))
+    whole = np.asarray(split.back.run(None, {split.z_name: z})[0]).reshape(-1)
+    pieces = list(split.decode(z))
+    assert len(pieces) >= 3 and pieces[0].shape[0] == FIRST_FRAMES * split.hop
+    joined = np.concatenate(pieces)
+    assert joined.shape == whole.shape
+    assert np.abs(joined - whole).max() < 1e-4
+
+
+def test_streamed_sentences_keep_one_loudness_and_do_not_clip(tts):
+    """One gain per voice (calibrated when it loads) instead of piper's per-sentence peak
+    normalisation: a short and a long sentence peak below full scale, the samples above the soft
+    limiter's knee (if any) are bent, not clipped, and a sentence's level is the voice's own."""
+    from assistant.speech.piper_stream import KNEE, soft_limit
+
+    peaks = [np.abs(np.concatenate(list(tts.synthesize(t))).astype(np.int32)).max() / 32767
+             for t in ("No.", "Turned on the kitchen light.", "Wow, that is an amazing fact about the largest planet in our solar system!")]
+    assert all(0.3 < p < 0.999 for p in peaks), peaks
+    x = np.array([0.5, -0.79, 0.9, -1.2, 3.0])
+    y = soft_limit(x)
+    assert y[0] == 0.5 and y[1] == -0.79 and KNEE < y[2] < 0.9 and -1.0 < y[3] < -KNEE and y[4] < 1.0
+
+
+def test_without_the_cut_a_voice_synthesises_whole_sentences(config, monkeypatch):
+    """A voice the decoder cut does not fit (here: its decoder node not found) is still spoken, by
+    piper's whole-sentence path."""
+    import assistant.speech.piper_stream as ps
+
+    monkeypatch.setattr(ps, "DECODER_NODE", "/no/such/node")
+    tts = load_tts(config.with_overrides({"tts.cache_s": 0}), model_store(config))
+    assert not tts.streamed
+    assert len(list(tts.synthesize("Turned on the kitchen light."))) == 1
 
 
 def test_tts_round_trip_through_asr(tts, asr):
@@ -342,16 +390,16 @@ def test_a_reply_synthesised_ahead_is_not_synthesised_again(config):
 
     tts = load_tts(config.with_overrides({"tts.cache_s": 30.0}), model_store(config))
     made: list[str] = []
-    real = tts._voice.synthesize
+    real = tts._make
     started, release = threading.Event(), threading.Event()
 
-    def counting(text, syn):  # Piper itself, held until the second request has come
+    def counting(text):  # Piper itself, held until the second request has come
         made.append(text)
         started.set()
         release.wait(10)
-        yield from real(text, syn)
+        yield from real(text)
 
-    tts._voice.synthesize = counting
+    tts._make = counting
     text = "The largest planet is Jupiter,"
     ahead = threading.Thread(target=tts.prefetch, args=(text,))
     ahead.start()
@@ -455,6 +503,34 @@ def test_pipeline_speaks_replies_sentence_by_sentence(config, tmp_path):
     assert reply == "First sentence here. Second sentence."
     assert order.index("audio") < order.index("responder done")
     assert re.search(r"audio", " ".join(order[order.index("responder done") :]))
+
+
+def test_a_sentences_first_audio_plays_while_the_rest_is_being_made(config, tmp_path):
+    """The speaker hands each piece of a streamed sentence to the sink as soon as it is made: when
+    the first piece reaches the sink, the synthesis of that sentence is still under way (before, a
+    sentence was played only once all of it was made)."""
+    tts = load_tts(config.with_overrides({"tts.cache_s": 30.0}), model_store(config))
+    sentence = "The largest planet in our solar system is Jupiter, a gas giant with a great red spot."
+    seen: list[tuple[int, bool]] = []
+
+    class Responder:
+        async def respond(self, text, *, turn):
+            yield sentence
+
+    class RecordingSink(WavSink):
+        async def play(self, samples, rate):
+            seen.append((samples.shape[0], sentence in tts._making))
+            await super().play(samples, rate)
+
+    sink = RecordingSink(tmp_path / "reply.wav")
+    events: list = []
+    bus = EventBus()
+    bus.subscribe(events.append)
+    asyncio.run(Pipeline(config, None, tts=tts, responder=Responder(), sink=sink, bus=bus).handle_text("tell me about jupiter"))
+    asyncio.run(sink.close())
+    assert len(seen) >= 3 and seen[0][1], seen  # the first piece played while the sentence was still being made
+    timings = {e.stage: e.ms for e in events if isinstance(e, StageTiming)}
+    assert timings["tts_first_audio"] < timings["tts"]
 
 
 def test_how_sure_whisper_is_of_a_transcript(asr, config):

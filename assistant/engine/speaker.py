@@ -168,19 +168,21 @@ class Speaker:
             self.mentions_wake = True
         self.reply_words |= reply_words(sentence)
         t0 = time.perf_counter()
-        chunks = await asyncio.to_thread(lambda: list(self.tts.synthesize(sentence)))
-        synth_ms = (time.perf_counter() - t0) * 1000.0
         rate = self.tts.sample_rate
-        audio_s = sum(c.shape[0] for c in chunks) / rate
-        self.bus.emit(StageTiming(stage="tts", ms=round(synth_ms, 2), turn=turn, detail=f"{audio_s:.2f} s audio, rtf {synth_ms / 1000 / audio_s if audio_s else 0:.3f}"))
-        for chunk in chunks:
+        samples = 0
+        async for chunk in self.tts.pieces(sentence):
+            samples += chunk.shape[0]
             if not first["done"]:
                 first["done"] = True
-                self.bus.emit(StageTiming(stage="tts_first_audio", ms=round(synth_ms, 2), turn=turn))
+                self.bus.emit(StageTiming(stage="tts_first_audio", ms=round((time.perf_counter() - t0) * 1000.0, 2), turn=turn))
                 self.bus.emit(StageTiming(stage="first_audio", ms=round((time.perf_counter() - t_ref) * 1000.0, 2), turn=turn,
                                           detail="end of utterance → first reply audio"))
             self.bus.emit(AudioOut(samples=chunk, sample_rate=rate, turn=turn))
             await self._play(chunk, rate)
+        synth_ms = (time.perf_counter() - t0) * 1000.0
+        audio_s = samples / rate
+        self.bus.emit(StageTiming(stage="tts", ms=round(synth_ms, 2), turn=turn,
+                                  detail=f"{audio_s:.2f} s audio, rtf {synth_ms / 1000 / audio_s if audio_s else 0:.3f} (synthesis and queueing)"))
         pause = int(rate * self.config.sentence_pause_ms / 1000)
         if pause:
             await self._play(np.zeros(pause, dtype=np.int16), rate)

@@ -578,10 +578,11 @@ class _Handler:
         if tts is None:
             return
         sink = SatelliteSpeaker(self.write)
-        chunks = await asyncio.to_thread(lambda: list(tts.synthesize(text)))
-        for c in chunks:
+        played = 0
+        async for c in tts.pieces(text):  # each piece sent as soon as it is made
             await sink.play(c, tts.sample_rate)
-        if not chunks:  # still a (silent) stream, so the client's wait ends
+            played += 1
+        if not played:  # still a (silent) stream, so the client's wait ends
             await sink.play(np.zeros(0, dtype=np.int16), tts.sample_rate)
         await sink.drain()
 

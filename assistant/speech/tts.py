@@ -7,22 +7,27 @@ the reply is still being generated.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import logging
 import os
 import re
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, AsyncIterator, Iterator
 
 import numpy as np
 
 from ..audio.io import to_int16
 from ..config import TtsConfig
 from ..errors import ModelError, require
+from .piper_stream import StreamedVoice, soft_limit
 
 __all__ = ["CACHE_MAX_CHARS", "SentenceSplitter", "SpeechSynthesizer", "earcon"]
+
+log = logging.getLogger(__name__)
 
 CACHE_MAX_CHARS = 160
 """Longest text whose audio is kept for when it is said again (a device reply, a question back;
@@ -130,14 +135,24 @@ class SpeechSynthesizer:
         opts = onnxruntime.SessionOptions()
         opts.intra_op_num_threads = config.threads or (os.cpu_count() or 1)
         opts.inter_op_num_threads = 1
+        self._split: StreamedVoice | None = StreamedVoice.load(voice_path, opts) if config.stream else None
         try:
-            session = onnxruntime.InferenceSession(str(voice_path), sess_options=opts, providers=["CPUExecutionProvider"])
+            session = self._split.front if self._split is not None else onnxruntime.InferenceSession(
+                str(voice_path), sess_options=opts, providers=["CPUExecutionProvider"])
         except Exception as exc:
             raise ModelError(f"cannot load piper voice {voice_path}: {exc}", hint="the file is corrupt; fetch the voice again") from None
         self._voice = PiperVoice(session=session, config=piper_config)
         self._syn = SynthesisConfig(
             length_scale=config.length_scale, noise_scale=config.noise_scale, noise_w_scale=config.noise_w_scale, volume=config.volume
         )
+        if self._split is not None:
+            try:
+                self._split.calibrate(self._voice, self._scales())
+            except Exception as exc:  # noqa: BLE001 - the whole-sentence path still works
+                log.warning("streamed synthesis off for %s: calibration failed (%s: %s)", voice_path.name, type(exc).__name__, exc)
+                self._split = None
+                self._voice = PiperVoice(session=onnxruntime.InferenceSession(str(voice_path), sess_options=opts, providers=["CPUExecutionProvider"]),
+                                         config=piper_config)
         self.sample_rate = int(piper_config.sample_rate)
         self.config = config
         self._cache: Any = None
@@ -155,7 +170,7 @@ class SpeechSynthesizer:
         self._prefetched: set[str] = set()
 
     def synthesize(self, text: str) -> Iterator[np.ndarray]:
-        """Mono int16 audio at :attr:`sample_rate`, one array per sentence of ``text`` (from the
+        """Mono int16 audio at :attr:`sample_rate`, in pieces as they are made (:meth:`_make`; from the
         cache when ``text`` was said before or :meth:`prefetch` made it; a synthesis of the same
         text under way in another thread is waited for, not repeated). Thread-safe."""
         cacheable = self._cache is not None and len(text) <= CACHE_MAX_CHARS
@@ -179,8 +194,7 @@ class SpeechSynthesizer:
             other.wait()  # the same text is being made in another thread: its audio will be cached
         made = []
         try:
-            for chunk in self._voice.synthesize(text, self._syn):
-                audio = to_int16(chunk.audio_float_array)
+            for audio in self._make(text):
                 audio.flags.writeable = False  # shared with later hits
                 made.append(audio)
                 yield audio
@@ -194,6 +208,71 @@ class SpeechSynthesizer:
                     if self._making.get(text) is making:
                         del self._making[text]
                 making.set()
+
+    @property
+    def streamed(self) -> bool:
+        """Whether sentences come out in pieces as they are decoded (:mod:`assistant.speech.piper_stream`)."""
+        return self._split is not None
+
+    def _scales(self) -> tuple[float, float, float]:
+        """(noise_scale, length_scale, noise_w_scale) in force: the configured ones, else the voice's."""
+        syn, own = self._syn, self._voice.config
+        return (own.noise_scale if syn.noise_scale is None else syn.noise_scale,
+                own.length_scale if syn.length_scale is None else syn.length_scale,
+                own.noise_w_scale if syn.noise_w_scale is None else syn.noise_w_scale)
+
+    def _make(self, text: str) -> Iterator[np.ndarray]:
+        """Synthesise ``text``: int16 pieces — one per sentence piper finds in it, or, streamed,
+        each sentence's first ~0.28 s and then ~1.1 s pieces (:class:`StreamedVoice`)."""
+        if self._split is None:
+            for chunk in self._voice.synthesize(text, self._syn):
+                yield to_int16(chunk.audio_float_array)
+            return
+        scales = self._scales()
+        gain = self._split.gain * self._syn.volume
+        for phonemes in self._voice.phonemize(text):
+            if not phonemes:
+                continue
+            z = self._split.latent(self._voice.phonemes_to_ids(phonemes), scales)
+            for piece in self._split.decode(z):
+                yield to_int16(soft_limit(piece * gain))
+
+    async def pieces(self, text: str) -> AsyncIterator[np.ndarray]:
+        """:meth:`synthesize` run in a worker thread, each piece handed over as soon as it is made
+        (a streamed voice's first ~0.28 s plays while the rest is decoded). Stopping early (the reply
+        was interrupted) ends the synthesis at its next piece; its errors are raised here."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue()
+        stop = threading.Event()
+        end = object()
+
+        def put(item) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile (shutdown)
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        def work() -> None:
+            made = self.synthesize(text)
+            try:
+                for piece in made:
+                    put(piece)
+                    if stop.is_set():
+                        break
+            except Exception as exc:  # noqa: BLE001 - raised again in the loop
+                put(_Failed(exc))
+            finally:
+                made.close()
+                put(end)
+
+        worker = asyncio.ensure_future(asyncio.to_thread(work))
+        try:
+            while (item := await queue.get()) is not end:
+                if isinstance(item, _Failed):
+                    raise item.error
+                yield item
+        finally:
+            stop.set()
+            if not worker.done():
+                worker.add_done_callback(lambda w: w.cancelled() or w.exception())  # awaited by nobody: no warning
 
     def prefetch(self, text: str) -> bool:
         """Synthesise ``text`` into the cache now, so that saying it later costs no synthesis
@@ -230,6 +309,13 @@ class SpeechSynthesizer:
                 first_ms = (time.perf_counter() - t0) * 1000.0
             parts.append(audio)
         return (np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)), first_ms
+
+
+class _Failed:
+    """An error raised in :meth:`SpeechSynthesizer.pieces`' worker thread, carried to the loop."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
 
 
 def earcon(rate: int = 22050, freq: float = 880.0, ms: int = 120) -> np.ndarray:
