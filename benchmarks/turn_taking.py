@@ -19,7 +19,8 @@ The **baseline** is the sequential pipeline a competent engineer would write wit
 the same wake stage, endpointing on a fixed 700 ms of webrtcvad silence (Home Assistant's default),
 Whisper on the whole utterance after the endpoint (faster-whisper's own ``transcribe``, which pads to
 Whisper's 30 s window), the same router (templates, tolerant matcher, the
-local LLM with its prompt prefix cached and kept warm), the whole reply synthesised, then played.
+local LLM with its prompt prefix cached and kept warm), the whole reply synthesised by piper as
+piper does it (whole sentences: not the product's streamed decoder), then played.
 
 **Cut-offs** (section ``turn``, ``cutoffs``): requests said in two parts with a mid-sentence
 pause of 300, 450 or 600 ms between them ("switch on the" … "garage light"), each part synthesised
@@ -256,8 +257,18 @@ async def ours(ctx, turn: Turn) -> tuple[float | None, float | None, str, dict[s
     return earcon_ms, reply_ms, _route_of(events), stages, ended
 
 
-async def naive(ctx, turn: Turn) -> tuple[float | None, str]:
-    """(ms to the first reply sample, route) for the sequential baseline."""
+def whole_sentence_voice(ctx):
+    """The same voice synthesising as piper does (``tts.stream = false``: whole sentences, each
+    peak-normalised): what the baseline's competent engineer would call, not our streamed cut."""
+    from assistant.speech.tts import SpeechSynthesizer
+
+    tts = ctx.speech.tts
+    return SpeechSynthesizer(tts.voice_path, tts.config.model_copy(update={"stream": False})) if tts.streamed else tts
+
+
+async def naive(ctx, turn: Turn, tts) -> tuple[float | None, str]:
+    """(ms to the first reply sample, route) for the sequential baseline (``tts``: piper's own
+    whole-sentence synthesis, :func:`whole_sentence_voice`)."""
     from assistant.app import build_listener
     from assistant.speech.endpoint import UtteranceEnd
     from assistant.speech.asr import FULL_WINDOW_S, strip_wake_phrase
@@ -267,7 +278,7 @@ async def naive(ctx, turn: Turn) -> tuple[float | None, str]:
     ctx.speech.listener.wake.model.reset()
     router = ctx.controller.router
     router.conversation.clear()
-    tts, asr = ctx.speech.tts, ctx.speech.asr
+    asr = ctx.speech.asr
     sink = CardSink()
     src = PacedSource(turn.audio)
     events: list = []
@@ -361,13 +372,15 @@ def bench_turn(ctx) -> None:
         local.engine.warm(local.engine.render(local.prefix_messages(), generation_prompt=False))
     per: dict[str, dict[str, list]] = {}
     tts = ctx.speech.tts
+    whole = whole_sentence_voice(ctx)
     for t in turns:
         tts.clear_cache()  # every reply synthesised from cold, in both pipelines
         ahead = tts.prefetch_hits
         earcon_ms, reply_ms, route, stages, ended = asyncio.run(ours(ctx, t))
         ahead = tts.prefetch_hits > ahead  # its first sentence came from the synthesis started on the words at a pause
         tts.clear_cache()
-        base_ms, base_route = asyncio.run(naive(ctx, t))
+        whole.clear_cache()
+        base_ms, base_route = asyncio.run(naive(ctx, t, whole))
         r = per.setdefault(t.route, {"ours": [], "earcon": [], "naive": [], "routes": [], "naive_routes": [], "stages": [], "missed": [], "ceiling": [], "unsure": [], "ahead": []})
         if reply_ms is not None:
             r["ours"].append(reply_ms)
